@@ -1,0 +1,330 @@
+"""The mitmproxy addon: a thin lifecycle shell that captures LLM exchanges.
+
+On the event loop it does as little as possible per flow: decide whether the host is an LLM API
+(cached), tee streamed responses, and hand the raw exchange to the capture worker process. The
+response is relayed only after the worker has journaled its record (``response`` is async and
+awaits the acknowledgement), which is what makes a relayed exchange survive ``kill -9``.
+
+Usage: mitmdump -s "$(python -c 'import llm_proxy.addon as a; print(a.SCRIPT)')" \
+           --set audit_store=./audit
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import pickle
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mitmproxy import ctx, exceptions, http, tls
+
+from llm_proxy.addon.worker import ACK, FRAME_HEADER, encode_frame
+from llm_proxy.audit import AuditConfig, load_config
+from llm_proxy.errors import ConfigError
+from llm_proxy.providers import is_llm_host
+from llm_proxy.store.layout import default_instance_name, sanitize_instance
+
+__all__ = ["AuditAddon", "WorkerClient", "write_ca_bundle"]
+
+log = logging.getLogger("llm_proxy")
+
+# Raw bytes kept per body before decoding; the worker decodes and applies max_body_bytes.
+_RAW_CAP_FACTOR = 4
+_ACK_TIMEOUT_S = 30.0
+_STREAM_TYPES = ("text/event-stream", "application/x-ndjson", "application/vnd.amazon.eventstream")
+
+
+class WorkerClient(asyncio.Protocol):
+    """The proxy's end of the socketpair to the capture worker; restarts it if it dies."""
+
+    def __init__(self, config: AuditConfig, store: str, instance: str) -> None:
+        self._setup = pickle.dumps({"config": config, "store": store, "instance": instance})
+        self._transport: asyncio.Transport | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._pending: deque[tuple[int, bytes, asyncio.Future[None]]] = deque()
+        self._seq = 0
+        self._buf = bytearray()
+        self._closing = False
+        self._restarts: deque[float] = deque(maxlen=5)
+
+    async def start(self) -> None:
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "llm_proxy.addon.worker", str(child.fileno())],
+            pass_fds=(child.fileno(),),
+        )
+        child.close()
+        loop = asyncio.get_running_loop()
+        await loop.create_unix_connection(lambda: self, sock=parent)
+        assert self._transport is not None
+        self._transport.write(FRAME_HEADER.pack(len(self._setup)) + self._setup)
+        for _seq, frame, _fut in self._pending:  # resend what a dead worker did not journal
+            self._transport.write(frame)
+
+    def submit(self, capture: dict[str, Any]) -> asyncio.Future[None]:
+        """Queue a capture; the future resolves once its record is journaled."""
+        self._seq += 1
+        capture["seq"] = self._seq
+        frame = encode_frame(capture)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((self._seq, frame, fut))
+        if self._transport is not None:
+            self._transport.write(frame)
+        return fut
+
+    # asyncio.Protocol -------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self._buf += data
+        usable = len(self._buf) - len(self._buf) % ACK.size
+        if not usable:
+            return
+        (acked,) = ACK.unpack_from(self._buf, usable - ACK.size)
+        del self._buf[:usable]
+        pending = self._pending
+        while pending and pending[0][0] <= acked:
+            fut = pending.popleft()[2]
+            if not fut.done():
+                fut.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        if self._closing:
+            return
+        now = time.monotonic()
+        self._restarts.append(now)
+        if len(self._restarts) == self._restarts.maxlen and now - self._restarts[0] < 60:
+            log.error("llm-audit: capture worker keeps dying; not restarting. Records pending: "
+                      "%d. Check the store's disk and permissions.", len(self._pending))
+            for _seq, _frame, fut in self._pending:
+                if not fut.done():
+                    fut.set_exception(RuntimeError("capture worker unavailable"))
+            return
+        log.error("llm-audit: capture worker exited (code %s); restarting and resending %d "
+                  "unacknowledged records", self._proc.poll() if self._proc else None,
+                  len(self._pending))
+        asyncio.get_running_loop().create_task(self.start())
+
+    async def close(self) -> None:
+        """Stop sending; the worker flushes everything to Parquet on EOF, then exits."""
+        self._closing = True
+        if self._transport is not None:
+            self._transport.write_eof() if self._transport.can_write_eof() else None
+        if self._proc is not None:
+            deadline = time.monotonic() + 60
+            while self._proc.poll() is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            if self._proc.poll() is None:
+                log.error("llm-audit: capture worker did not finish its flush in 60 s")
+        if self._transport is not None:
+            self._transport.close()
+
+
+class _Tee:
+    """``flow.response.stream`` callable: relays each chunk unchanged and keeps a bounded copy."""
+
+    __slots__ = ("chunks", "size", "kept", "cap", "first_at")
+
+    def __init__(self, cap: int) -> None:
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.kept = 0
+        self.cap = cap
+        self.first_at: float | None = None
+
+    def __call__(self, chunk: bytes) -> bytes:
+        if chunk:
+            if self.first_at is None:
+                self.first_at = time.time()
+            self.size += len(chunk)
+            if self.kept < self.cap:
+                self.chunks.append(chunk)
+                self.kept += len(chunk)
+        return chunk
+
+
+def _ca_source() -> str | None:
+    """The system trust store to extend (a corporate CA there must keep working)."""
+    paths = ssl.get_default_verify_paths()
+    for candidate in (paths.cafile, paths.openssl_cafile, "/etc/ssl/certs/ca-certificates.crt"):
+        if candidate and os.path.isfile(candidate):
+            return candidate
+    try:
+        import certifi
+
+        return certifi.where()
+    except ImportError:
+        return None
+
+
+def write_ca_bundle(confdir: str) -> Path | None:
+    """System CAs + the mitmproxy CA, for ``SSL_CERT_FILE``: pointing clients at the bare
+    mitmproxy CA would break every other HTTPS call they make."""
+    conf = Path(os.path.expanduser(confdir))
+    mitm_ca = conf / "mitmproxy-ca-cert.pem"
+    if not mitm_ca.is_file():
+        return None
+    bundle = conf / "llm-audit-ca-bundle.pem"
+    parts = []
+    if source := _ca_source():
+        parts.append(Path(source).read_text())
+    parts.append(mitm_ca.read_text())
+    tmp = bundle.with_suffix(".tmp")
+    tmp.write_text("\n".join(p.rstrip("\n") for p in parts) + "\n")
+    os.replace(tmp, bundle)
+    return bundle
+
+
+class AuditAddon:
+    """Records one audit record per exchange with an intercepted LLM API host."""
+
+    def __init__(self) -> None:
+        self.config: AuditConfig | None = None
+        self.client: WorkerClient | None = None
+        self._intercept_cache: dict[str, bool] = {}
+        self._extra_hosts: tuple[str, ...] = ()
+        self._raw_cap = 4 * 1024 * 1024
+
+    # lifecycle ----------------------------------------------------------------------------------
+    def load(self, loader: Any) -> None:
+        loader.add_option("audit_store", str, "", "Audit store: a folder (required).")
+        loader.add_option("audit_config", str, "",
+                          "Audit config: .py defining `config = AuditConfig(...)` or .toml.")
+        loader.add_option("audit_intercept", Sequence[str], [],
+                          "Extra hosts to intercept and audit (exact or *.suffix).")
+        loader.add_option("audit_instance", str, "",
+                          "Name of this proxy instance in file names and records (default: host name).")
+
+    def configure(self, updated: set[str]) -> None:
+        if not updated & {"audit_store", "audit_config", "audit_intercept", "audit_instance"}:
+            return
+        try:
+            cfg = load_config(ctx.options.audit_config or None)
+        except ConfigError as exc:
+            raise exceptions.OptionsError(str(exc)) from None
+        if ctx.options.audit_intercept:
+            cfg.intercept = [*cfg.intercept, *ctx.options.audit_intercept]
+        store = ctx.options.audit_store or cfg.store
+        if not store:
+            raise exceptions.OptionsError(
+                "llm-audit: no store given: pass --set audit_store=PATH (or `store` in the config)")
+        cfg.store = str(Path(store).expanduser().resolve())
+        self.config = cfg
+        self._extra_hosts = tuple(h.lower() for h in cfg.intercept)
+        self._intercept_cache.clear()
+        self._raw_cap = max(cfg.max_body_bytes * _RAW_CAP_FACTOR, 1024 * 1024)
+        # The default eager upstream connect fails the CONNECT when the upstream is down, before
+        # the client sends its request: the attempt would never be recorded.
+        if ctx.options.connection_strategy != "lazy":
+            ctx.options.connection_strategy = "lazy"
+
+    async def running(self) -> None:
+        assert self.config is not None and self.config.store is not None
+        instance = sanitize_instance(ctx.options.audit_instance or self.config.instance_name
+                                     or default_instance_name())
+        self.client = WorkerClient(self.config, self.config.store, instance)
+        await self.client.start()
+        bundle = write_ca_bundle(ctx.options.confdir)
+        log.info("llm-audit: recording to %s as instance %s; CA bundle for clients: %s",
+                 self.config.store, instance, bundle)
+
+    async def done(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+
+    # connection hooks ----------------------------------------------------------------------------
+    def intercepted(self, host: str) -> bool:
+        hit = self._intercept_cache.get(host)
+        if hit is None:
+            hit = self._intercept_cache[host] = is_llm_host(host, self._extra_hosts)
+        return hit
+
+    def tls_clienthello(self, data: tls.ClientHelloData) -> None:
+        """Hosts that are not LLM APIs are tunnelled without decryption."""
+        host = data.client_hello.sni or (data.context.server.address or ("",))[0]
+        if not self.intercepted(host.lower()):
+            data.ignore_connection = True
+
+    # flow hooks ------------------------------------------------------------------------------
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        """Relay event streams chunk by chunk while keeping a copy for the record."""
+        response = flow.response
+        if response is None or not self.intercepted(flow.request.host):
+            return
+        ctype = response.headers.get("content-type", "")
+        if ctype.startswith(_STREAM_TYPES):
+            response.stream = _Tee(self._raw_cap)
+
+    async def response(self, flow: http.HTTPFlow) -> None:
+        if self.client is None or not self.intercepted(flow.request.host):
+            return
+        fut = self.client.submit(self._capture(flow))
+        flow.metadata["llm_audit"] = True
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), _ACK_TIMEOUT_S)
+        except (TimeoutError, RuntimeError) as exc:
+            # An audit log fails closed: the client does not get an unrecorded response.
+            log.error("llm-audit: record of %s %s not journaled (%s); failing the request",
+                      flow.request.method, flow.request.pretty_url, exc or "timeout")
+            flow.kill()
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        if (self.client is None or flow.metadata.get("llm_audit")
+                or not self.intercepted(flow.request.host)):
+            return
+        flow.metadata["llm_audit"] = True
+        self.client.submit(self._capture(flow))
+
+    # the raw capture ---------------------------------------------------------------------------
+    def _capture(self, flow: http.HTTPFlow) -> dict[str, Any]:
+        req = flow.request
+        raw_req = req.raw_content or b""
+        cap: dict[str, Any] = {
+            "fid": flow.id,
+            "t0": req.timestamp_start,
+            "method": req.method,
+            "host": req.host,
+            "port": req.port,
+            "path": req.path,
+            "hv": req.http_version,
+            "cip": flow.client_conn.peername[0] if flow.client_conn.peername else None,
+            "rqh": req.headers.fields,
+            "rqb": raw_req[: self._raw_cap],
+            "rqcut": len(raw_req) > self._raw_cap,
+            "rql": len(raw_req),
+        }
+        if user := flow.metadata.get("proxyauth"):
+            cap["pauser"] = user[0] if isinstance(user, tuple) else str(user)
+        resp = flow.response
+        if resp is not None:
+            tee = resp.stream if isinstance(resp.stream, _Tee) else None
+            cap["status"] = resp.status_code
+            cap["rsh"] = resp.headers.fields
+            if tee is not None:
+                body = b"".join(tee.chunks)
+                cap.update(t1=tee.first_at or resp.timestamp_start, rsb=body,
+                           rscut=tee.size > tee.kept, rsl=tee.size, sm=True)
+            else:
+                raw = resp.raw_content or b""
+                cap.update(t1=resp.timestamp_start, rsb=raw[: self._raw_cap],
+                           rscut=len(raw) > self._raw_cap, rsl=len(raw))
+            cap["t2"] = resp.timestamp_end or time.time()
+        else:
+            cap["t2"] = time.time()
+        if flow.error is not None:
+            cap["err"] = flow.error.msg
+        return cap
+
+
+

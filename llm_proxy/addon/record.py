@@ -1,0 +1,303 @@
+"""Pure: one captured exchange (raw bytes and timings) → one audit record (a dict of columns).
+
+This is the capture pipeline's work that does not belong on mitmproxy's event loop: decoding,
+provider parsing, redaction, fingerprints, error classification. It runs in the capture worker
+process (``llm_proxy.addon.worker``); given the same capture it always yields the same record,
+including the same time-sortable ``id``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import traceback
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from llm_proxy.addon.bodies import decode_body
+from llm_proxy.addon.credentials import (
+    auth_from_headers,
+    basic_auth_user,
+    fingerprint,
+    headers_json,
+    sanitize_headers,
+    sanitize_query,
+)
+from llm_proxy.audit import AuditConfig
+from llm_proxy.providers import parse_exchange
+from llm_proxy.redact import Redactor, RedactionPolicy, merge_counts
+from llm_proxy.schema import COLUMN_GROUPS, empty_record
+
+__all__ = ["RecordBuilder", "ulid", "classify_transport_error", "ratelimit_usage_pct"]
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def ulid(ts_s: float, seed: str) -> str:
+    """A ULID whose 80 random bits come from ``seed`` (the flow id): deterministic per flow."""
+    ms = int(ts_s * 1000) & ((1 << 48) - 1)
+    rand = int.from_bytes(hashlib.blake2b(seed.encode(), digest_size=10).digest(), "big")
+    value = (ms << 80) | rand
+    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+def classify_transport_error(message: str) -> str:
+    """Map mitmproxy's error text to an ``error_type``."""
+    m = message.lower()
+    if "client disconnected" in m or "client closed" in m or "client aborted" in m:
+        return "client_abort"
+    if "timed out" in m or "timeout" in m:
+        return "timeout"
+    if "tls" in m or "ssl" in m or "certificate" in m or "handshake" in m:
+        return "tls"
+    if "refused" in m or "unreachable" in m or "name or service" in m or "resolve" in m \
+            or "connect" in m:
+        return "connection"
+    if "reset" in m or "server disconnected" in m or "peer closed" in m \
+            or "incomplete" in m or "eof" in m:
+        return "connection_reset"
+    if "killed" in m:
+        return "killed"
+    return "proxy_error"
+
+
+def _status_error_type(status: int) -> str | None:
+    if status == 429:
+        return "rate_limit"
+    if status in (408, 504):
+        return "timeout"
+    if status == 529:
+        return "overloaded"
+    if status >= 500:
+        return "server_error"
+    if status >= 400:
+        return "client_error"
+    return None
+
+
+def _num(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+_RATELIMIT_PAIRS = (
+    ("x-ratelimit-limit-requests", "x-ratelimit-remaining-requests"),
+    ("x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens"),
+    ("anthropic-ratelimit-requests-limit", "anthropic-ratelimit-requests-remaining"),
+    ("anthropic-ratelimit-tokens-limit", "anthropic-ratelimit-tokens-remaining"),
+    ("anthropic-ratelimit-input-tokens-limit", "anthropic-ratelimit-input-tokens-remaining"),
+    ("anthropic-ratelimit-output-tokens-limit", "anthropic-ratelimit-output-tokens-remaining"),
+    ("x-ratelimit-limit", "x-ratelimit-remaining"),
+)
+
+
+def ratelimit_usage_pct(headers: dict[str, str]) -> float | None:
+    """The most used rate-limit window as a percentage (0–100), from provider headers."""
+    best: float | None = None
+    for limit_name, remaining_name in _RATELIMIT_PAIRS:
+        limit, remaining = _num(headers.get(limit_name)), _num(headers.get(remaining_name))
+        if limit and remaining is not None and limit > 0:
+            pct = max(0.0, min(100.0, 100.0 * (1.0 - remaining / limit)))
+            best = pct if best is None else max(best, pct)
+    return None if best is None else round(best, 2)
+
+
+def _int_header(headers: dict[str, str], name: str) -> int | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+@dataclass(slots=True)
+class RecordBuilder:
+    """Holds what every record needs (config, redactor, instance); ``build`` is pure per capture."""
+
+    config: AuditConfig
+    instance: str
+    redactor: Redactor
+
+    @classmethod
+    def from_config(cls, config: AuditConfig, instance: str) -> RecordBuilder:
+        return cls(config, instance, Redactor(RedactionPolicy.from_config(config)))
+
+    def build(self, cap: dict[str, Any]) -> dict[str, Any]:
+        """The record for one capture; never raises (a failure is recorded in error_trace)."""
+        try:
+            return self._build(cap)
+        except Exception:  # the proxy must never lose a record to a parsing bug
+            record = self._skeleton(cap)
+            record["error_type"] = record["error_type"] or "audit_error"
+            record["error_trace"] = traceback.format_exc(limit=8)
+            return record
+
+    def _skeleton(self, cap: dict[str, Any]) -> dict[str, Any]:
+        record = empty_record()
+        t0 = cap["t0"]
+        record["id"] = ulid(t0, cap["fid"])
+        record["ts"] = int(t0 * 1_000_000)
+        record["proxy_instance"] = self.instance
+        record["method"] = cap["method"]
+        record["host"] = cap["host"]
+        record["path"] = sanitize_query(cap["path"])
+        record["endpoint"] = cap["path"].partition("?")[0]
+        if cap.get("err"):
+            record["error_type"] = classify_transport_error(cap["err"])
+            record["error_message"] = self.redactor.mask_secrets(cap["err"])[0]
+        return record
+
+    def _build(self, cap: dict[str, Any]) -> dict[str, Any]:
+        cfg = self.config
+        record = self._skeleton(cap)
+        t0, t_first, t_end = cap["t0"], cap.get("t1"), cap.get("t2")
+        if t_end:
+            record["latency_ms"] = round((t_end - t0) * 1000, 3)
+        if t_first:
+            record["ttfb_ms"] = round((t_first - t0) * 1000, 3)
+        record["http_version"] = cap.get("hv")
+        record["client_ip"] = cap.get("cip")
+
+        secret_names = cfg.secret_headers
+        req_h = sanitize_headers(cap["rqh"], secret_names)
+        raw_req_h = {k.decode("latin-1").lower(): v.decode("utf-8", "replace") for k, v in cap["rqh"]}
+        status = cap.get("status")
+        resp_h = sanitize_headers(cap["rsh"], secret_names) if cap.get("rsh") is not None else None
+
+        req = decode_body(cap.get("rqb"), content_encoding=raw_req_h.get("content-encoding"),
+                          content_type=raw_req_h.get("content-type"), cap=cfg.max_body_bytes,
+                          raw_truncated=cap.get("rqcut", False))
+        resp_ct = resp_h.get("content-type") if resp_h else None
+        resp = decode_body(cap.get("rsb"),
+                           content_encoding=resp_h.get("content-encoding") if resp_h else None,
+                           content_type=resp_ct, cap=cfg.max_body_bytes,
+                           raw_truncated=cap.get("rscut", False))
+        parsed = parse_exchange(host=cap["host"], path=cap["path"], method=cap["method"],
+                                status_code=status, request_body=req.text,
+                                response_body=resp.text, response_content_type=resp_ct)
+
+        # identity of the caller: configured header, proxy-auth user, provider body field
+        user = raw_req_h.get(cfg.user_header.lower()) if cfg.user_header else None
+        if not user and (pa := raw_req_h.get("proxy-authorization")):
+            user = basic_auth_user(pa)
+        user = user or cap.get("pauser") or parsed.user_id
+
+        counts: list[dict[str, int]] = []
+        red = self.redactor
+        req_body, c = red.redact_body(req.stored, field="request_body")
+        counts.append(c)
+        resp_stored = resp.stored
+        if parsed.assembled_response is not None:
+            resp_stored = parsed.assembled_response
+            if len(resp_stored) > cfg.max_body_bytes:
+                resp_stored = resp_stored[: cfg.max_body_bytes] + "…[truncated]"
+        resp_body, c = red.redact_body(resp_stored, field="response_body")
+        counts.append(c)
+        req_h_json, c = self._redact_headers(req_h, "request_headers")
+        counts.append(c)
+        resp_h_json = None
+        if resp_h is not None:
+            resp_h_json, c = self._redact_headers(resp_h, "response_headers")
+            counts.append(c)
+        path, c = self._redact_query(record["path"])
+        record["path"] = path
+        counts.append(c)
+
+        record.update(
+            user_id=user,
+            request_headers=req_h_json,
+            request_body=req_body,
+            request_bytes=cap.get("rql"),
+            request_truncated=req.truncated,
+            provider=parsed.provider,
+            operation=parsed.operation,
+            request_model=parsed.request_model,
+            stream=parsed.stream if parsed.stream is not None else cap.get("sm", False),
+            status_code=status,
+            response_headers=resp_h_json,
+            response_body=resp_body,
+            response_bytes=cap.get("rsl"),
+            response_truncated=resp.truncated if cap.get("rsb") else None,
+            response_model=parsed.response_model,
+            finish_reason=parsed.finish_reason,
+            input_tokens=parsed.input_tokens,
+            output_tokens=parsed.output_tokens,
+            cached_input_tokens=parsed.cached_input_tokens,
+            cache_write_tokens=parsed.cache_write_tokens,
+            reasoning_tokens=parsed.reasoning_tokens,
+            total_tokens=parsed.total_tokens,
+            usage_source="provider" if parsed.usage_reported else "missing",
+            cache_status=parsed.cache_status,
+            retry_count=_int_header(raw_req_h, "x-stainless-retry-count"),
+        )
+        if record["error_type"] is None and status is not None and status >= 400:
+            record["error_type"] = parsed.error_type or _status_error_type(status)
+            msg = parsed.error_message or f"HTTP {status}"
+            record["error_message"] = red.redact_text(msg)[0] if cfg.redact_pii else red.mask_secrets(msg)[0]
+        if record["error_type"] is not None:
+            record["resolution"] = "failed"
+        elif record["retry_count"]:
+            record["resolution"] = "succeeded_after_retry"
+        if for_notes := [n for n in (req.note, resp.note) if n and n != "binary"]:
+            record["error_trace"] = "; ".join(for_notes)
+
+        auth_method, key_id = auth_from_headers(raw_req_h)
+        if auth_method == "none":
+            query = dict(parse_qsl(cap["path"].partition("?")[2]))
+            if query.get("key"):
+                auth_method, key_id = "api_key", fingerprint(query["key"])
+        record["auth_method"] = auth_method
+        record["key_id"] = key_id
+        if resp_h:
+            record["ratelimit_usage_pct"] = ratelimit_usage_pct(resp_h)
+        merged = merge_counts(*counts)
+        record["redactions"] = json.dumps(merged, sort_keys=True) if merged else None
+        self._apply_log_groups(record)
+        return record
+
+    def _redact_headers(self, headers: dict[str, str], field: str) -> tuple[str | None, dict[str, int]]:
+        mode = self.redactor.field_mode(field)
+        if mode == "drop":
+            return None, {}
+        counts: list[dict[str, int]] = []
+        out = {}
+        for name, value in headers.items():
+            if value.startswith("[REDACTED") or value.startswith(("Bearer [RED", "Basic [RED")):
+                out[name] = value
+                continue
+            if mode == "keep":
+                value, c = self.redactor.mask_secrets(value)
+            else:
+                value, c = self.redactor.redact_text(value)
+            counts.append(c)
+            out[name] = value
+        return headers_json(out), merge_counts(*counts)
+
+    def _redact_query(self, path: str) -> tuple[str, dict[str, int]]:
+        base, sep, query = path.partition("?")
+        if not sep:
+            return path, {}
+        mode = self.redactor.field_mode("query")
+        if mode == "drop":
+            return base, {}
+        redact = self.redactor.mask_secrets if mode == "keep" else self.redactor.redact_text
+        query, counts = redact(query)
+        return f"{base}?{query}", counts
+
+    def _apply_log_groups(self, record: dict[str, Any]) -> None:
+        """``log_requests=False`` etc. empty that column group (identity columns stay)."""
+        cfg = self.config
+        keep = set(COLUMN_GROUPS["identity"])
+        for group, enabled in (("request", cfg.log_requests), ("response", cfg.log_responses),
+                               ("error", cfg.log_errors), ("security", cfg.log_security)):
+            if not enabled:
+                for col in COLUMN_GROUPS[group]:
+                    if col not in keep:
+                        record[col] = None

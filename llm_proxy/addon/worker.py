@@ -1,0 +1,172 @@
+"""The capture worker: a child process that turns raw captures into durable records.
+
+mitmproxy runs every addon on one Python event loop, and a thread would share its GIL, so the
+heavy per-record work — decoding, provider parsing, redaction, JSON and Parquet encoding — runs
+here, on the machine's other core. The proxy sends length-prefixed ``marshal`` frames over a
+socketpair; this process builds each record, appends it to the write-ahead journal and only then
+acknowledges it (cumulatively, by sequence number), so the proxy relays a response only once its
+record is journaled. Raw, unredacted data only ever crosses the socket: it never touches disk.
+
+A flusher thread turns full journal segments into Parquet. On EOF (the proxy stopped or was
+killed) everything is flushed and the process exits.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import pickle
+import queue
+import select
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from llm_proxy.addon.record import RecordBuilder
+from llm_proxy.audit import AuditConfig
+from llm_proxy.store.journal import JournalSegment, encode_record
+from llm_proxy.store.layout import JOURNAL_DIR, make_dirs
+from llm_proxy.store.writer import flush_records, replay
+
+__all__ = ["FRAME_HEADER", "ACK", "encode_frame", "serve"]
+
+FRAME_HEADER = struct.Struct("!I")
+ACK = struct.Struct("!Q")
+
+
+def encode_frame(obj: Any) -> bytes:
+    payload = marshal.dumps(obj)
+    return FRAME_HEADER.pack(len(payload)) + payload
+
+
+class _Batch:
+    """The open journal segment and the records it holds, in memory for the Parquet flush."""
+
+    def __init__(self, journal_dir: Path, instance: str, cfg: AuditConfig, seq: int) -> None:
+        self.segment = JournalSegment(journal_dir, instance, seq, fsync=cfg.fsync,
+                                      fsync_interval_s=cfg.fsync_interval_s)
+        self.records: list[dict[str, Any]] = []
+        self.opened = time.monotonic()
+
+
+class _Flusher(threading.Thread):
+    """Writes sealed batches to Parquet in order, off the receive loop."""
+
+    def __init__(self, store: Path, instance: str) -> None:
+        super().__init__(name="llm-audit-flusher", daemon=True)
+        self.store = store
+        self.instance = instance
+        self.jobs: queue.Queue[_Batch | None] = queue.Queue()
+
+    def run(self) -> None:
+        while (batch := self.jobs.get()) is not None:
+            batch.segment.sync()
+            try:
+                flush_records(self.store, batch.segment.path, self.instance,
+                              batch.segment.seq, batch.records)
+            except Exception as exc:  # the segment stays and is replayed on the next start
+                print(f"llm-audit worker: Parquet flush failed, journal kept: {exc}",
+                      file=sys.stderr, flush=True)
+            finally:
+                batch.segment.close()
+
+
+def _next_seq(last: int) -> int:
+    return max(time.time_ns() // 1000, last + 1)
+
+
+def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> None:
+    """Receive captures until EOF; journal, acknowledge, batch and flush them."""
+    make_dirs(store)
+    journal_dir = store / JOURNAL_DIR
+    replay(store)
+    builder = RecordBuilder.from_config(cfg, instance)
+    flusher = _Flusher(store, instance)
+    flusher.start()
+    seq = _next_seq(0)
+    batch = _Batch(journal_dir, instance, cfg, seq)
+    buf = bytearray()
+    eof = False
+
+    def rotate() -> None:
+        nonlocal batch, seq
+        if batch.records:
+            flusher.jobs.put(batch)
+            seq = _next_seq(seq)
+            batch = _Batch(journal_dir, instance, cfg, seq)
+        else:
+            batch.opened = time.monotonic()
+
+    while not eof:
+        deadline = batch.opened + cfg.flush_seconds
+        timeout = max(0.0, deadline - time.monotonic())
+        ready, _, _ = select.select([sock], [], [], timeout)
+        if ready:
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                eof = True
+            buf += chunk
+        lines: list[bytes] = []
+        last_seq = -1
+        offset = 0
+        while len(buf) - offset >= FRAME_HEADER.size:
+            (size,) = FRAME_HEADER.unpack_from(buf, offset)
+            end = offset + FRAME_HEADER.size + size
+            if end > len(buf):
+                break
+            cap = marshal.loads(bytes(buf[offset + FRAME_HEADER.size:end]))
+            offset = end
+            last_seq = cap.get("seq", last_seq)
+            record = builder.build(cap)
+            batch.records.append(record)
+            lines.append(encode_record(record))
+        if offset:
+            del buf[:offset]
+        if lines:
+            batch.segment.append(b"".join(lines), len(lines))
+        if last_seq >= 0:
+            try:
+                sock.sendall(ACK.pack(last_seq))
+            except OSError:
+                eof = True  # the proxy is gone; what was journaled is flushed below
+        if len(batch.records) >= cfg.flush_records or time.monotonic() >= deadline:
+            rotate()
+    rotate()
+    if not batch.records:  # the empty segment opened by the last rotation
+        batch.segment.close()
+        batch.segment.path.unlink(missing_ok=True)
+    flusher.jobs.put(None)
+    flusher.join()
+
+
+def main(argv: list[str]) -> int:
+    """``python -m llm_proxy.addon.worker FD``: the config arrives pickled as the first frame."""
+    # The proxy owns shutdown: Ctrl-C in a terminal reaches the whole process group, and the
+    # worker must not die before it has flushed what the proxy sent. EOF ends it instead.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.umask(0o077)  # every file of the store is owner-only
+    sock = socket.socket(fileno=int(argv[0]))
+    header = _recv_exact(sock, FRAME_HEADER.size)
+    (size,) = FRAME_HEADER.unpack(header)
+    setup = pickle.loads(_recv_exact(sock, size))
+    serve(sock, setup["config"], Path(setup["store"]), setup["instance"])
+    return 0
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    data = bytearray()
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise SystemExit(0)
+        data += chunk
+    return bytes(data)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

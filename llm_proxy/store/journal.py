@@ -1,0 +1,128 @@
+"""The write-ahead journal: records are appended here before the client sees the response.
+
+A segment is a JSON-lines file. The capture worker appends each record's line and only then
+acknowledges it to the proxy, so once a response is relayed its record is in the OS page cache
+and survives ``kill -9``; the fsync policy bounds what a power loss can take:
+
+- ``always``: fsync before every acknowledgement (slowest, loses nothing);
+- ``interval`` (default): fsync at most every ``fsync_interval_s`` (1 s) from a timer thread;
+- ``never``: leave it to the OS.
+
+When a batch is flushed to Parquet the segment is closed and deleted; a segment left behind by a
+crash is replayed on the next start (``llm_proxy.store.writer.replay``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from llm_proxy.store.layout import FILE_MODE, make_dirs, parse_segment_name, segment_name
+
+__all__ = ["JournalSegment", "list_segments", "read_segment", "encode_record"]
+
+
+def encode_record(record: dict[str, Any]) -> bytes:
+    """One journal line: compact JSON, UTF-8, newline-terminated."""
+    return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+
+class JournalSegment:
+    """An open, append-only journal segment file."""
+
+    def __init__(self, journal_dir: Path, instance: str, seq: int, *, fsync: str,
+                 fsync_interval_s: float) -> None:
+        make_dirs(journal_dir)
+        self.path = journal_dir / segment_name(instance, seq)
+        self.seq = seq
+        self.count = 0
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
+        # Held until the segment is flushed and closed: replay skips segments a live writer holds.
+        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._fsync = fsync
+        self._dirty = False
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._interval = fsync_interval_s
+        if fsync == "interval":
+            self._schedule()
+
+    def append(self, lines: bytes, count: int) -> None:
+        """Append already-encoded lines; with ``always`` they are on disk when this returns."""
+        view = memoryview(lines)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        self.count += count
+        if self._fsync == "always":
+            os.fsync(self._fd)
+        else:
+            self._dirty = True
+
+    def _schedule(self) -> None:
+        self._timer = threading.Timer(self._interval, self._tick)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _tick(self) -> None:
+        with self._lock:
+            if self._fd < 0:
+                return
+            if self._dirty:
+                self._dirty = False
+                os.fsync(self._fd)
+            self._schedule()
+
+    def sync(self) -> None:
+        """Stop the timer and make everything appended durable (before the flush reads it)."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if self._fd >= 0 and self._fsync != "never":
+                os.fsync(self._fd)
+
+    def close(self) -> None:
+        """Sync, release the lock and close (after the flush has deleted the file)."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            if self._fd >= 0:
+                if self._fsync != "never":
+                    os.fsync(self._fd)
+                os.close(self._fd)
+                self._fd = -1
+
+
+def list_segments(journal_dir: Path) -> list[tuple[str, int, Path]]:
+    """Journal segments as (instance, seq, path), oldest first."""
+    if not journal_dir.is_dir():
+        return []
+    found = []
+    for entry in os.scandir(journal_dir):
+        parsed = parse_segment_name(entry.name)
+        if parsed:
+            found.append((parsed[0], parsed[1], Path(entry.path)))
+    return sorted(found, key=lambda t: (t[1], t[0]))
+
+
+def read_segment(path: Path) -> Iterator[dict[str, Any]]:
+    """Records of a segment; a torn last line (crash mid-write) is skipped, not an error."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:  # flushed and deleted while we looked
+        return
+    for line in data.splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            yield record

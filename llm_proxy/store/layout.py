@@ -1,0 +1,93 @@
+"""Pure functions that name things in the store: partitions, Parquet files, journal segments.
+
+Layout (Hive-style, UTC, readable as is by DuckDB, Athena, Trino and Spark)::
+
+    STORE/flows/date=YYYY-MM-DD/hour=HH/<instance>-<seq>-<id>.parquet
+    STORE/journal/<instance>-<seq>.jsonl        (write-ahead journal, one segment per batch)
+    STORE/journal/<instance>-<seq>.manifest     (which Parquet files a segment's flush wrote)
+
+``seq`` is the segment's creation time in microseconds, so it only grows for one instance and a
+Parquet file names the journal segment it came from; ``id`` is random, so names never collide
+between proxy instances (or restarts) writing to the same store.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import socket
+from datetime import UTC, datetime
+from pathlib import Path
+
+__all__ = [
+    "FLOWS_DIR",
+    "JOURNAL_DIR",
+    "partition_of",
+    "partition_dir",
+    "parquet_name",
+    "segment_name",
+    "parse_segment_name",
+    "default_instance_name",
+    "DIR_MODE",
+    "FILE_MODE",
+    "FINAL_FILE_MODE",
+    "make_dirs",
+]
+
+FLOWS_DIR = "flows"
+JOURNAL_DIR = "journal"
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+FINAL_FILE_MODE = 0o400  # finalised Parquet files are never modified in place
+
+_SEGMENT_RE = re.compile(r"^(?P<instance>.+)-(?P<seq>\d{16})\.jsonl$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.]+")
+
+
+def partition_of(ts_us: int) -> tuple[str, str]:
+    """(date, hour) strings of a UTC timestamp in microseconds."""
+    dt = datetime.fromtimestamp(ts_us / 1_000_000, tz=UTC)
+    return dt.strftime("%Y-%m-%d"), dt.strftime("%H")
+
+
+def partition_dir(date: str, hour: str) -> str:
+    """Relative folder of one hourly partition."""
+    return f"{FLOWS_DIR}/date={date}/hour={hour}"
+
+
+def parquet_name(instance: str, seq: int) -> str:
+    """A Parquet file name unique across instances and restarts."""
+    return f"{instance}-{seq:016d}-{secrets.token_hex(4)}.parquet"
+
+
+def segment_name(instance: str, seq: int) -> str:
+    return f"{instance}-{seq:016d}.jsonl"
+
+
+def parse_segment_name(name: str) -> tuple[str, int] | None:
+    """(instance, seq) of a journal segment file name, or None if it is not one."""
+    m = _SEGMENT_RE.match(name)
+    return (m["instance"], int(m["seq"])) if m else None
+
+
+def default_instance_name() -> str:
+    """Host name made safe for file names: hyphens separate name parts, so they are replaced."""
+    return sanitize_instance(os.environ.get("LLM_AUDIT_INSTANCE") or socket.gethostname())
+
+
+def sanitize_instance(name: str) -> str:
+    return _UNSAFE.sub("_", name).strip("_") or "proxy"
+
+
+def make_dirs(path: Path) -> None:
+    """``mkdir -p`` where every folder created is owner-only (``mkdir(mode=)`` skips parents)."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=DIR_MODE)
+        except FileExistsError:
+            pass

@@ -1,0 +1,62 @@
+"""Batch encoder: records (dicts) → Arrow table → zstd Parquet, written atomically.
+
+Files are written under a temporary name, fsynced, renamed into place and made read-only, so a
+reader or a crash never sees half a file and nothing modifies a finalised file in place.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from llm_proxy.schema import COLUMNS, RECORD_SCHEMA
+from llm_proxy.store.layout import FINAL_FILE_MODE, make_dirs
+
+__all__ = ["records_to_table", "encode_parquet", "write_parquet_atomic", "fsync_dir"]
+
+
+def records_to_table(records: Iterable[Mapping[str, Any]]) -> pa.Table:
+    """Columnar conversion; missing keys are null, ``ts`` is integer microseconds (UTC)."""
+    rows = records if isinstance(records, list) else list(records)
+    return pa.table(
+        {name: pa.array([r.get(name) for r in rows], type=RECORD_SCHEMA.field(name).type)
+         for name in COLUMNS},
+        schema=RECORD_SCHEMA,
+    )
+
+
+def encode_parquet(table: pa.Table, sink: BinaryIO | str) -> None:
+    """zstd-compressed Parquet with the schema version in the file metadata."""
+    pq.write_table(table, sink, compression="zstd", compression_level=3,
+                   use_dictionary=True, write_statistics=True)
+
+
+def write_parquet_atomic(table: pa.Table, path: Path) -> None:
+    """Write ``path`` via a temp file + fsync + rename; the result is read-only."""
+    make_dirs(path.parent)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb", closefd=False) as fh:
+            encode_parquet(table, fh)
+            fh.flush()
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.chmod(tmp, FINAL_FILE_MODE)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,113 @@
+"""Turn journal segments into hourly Parquet partitions, and replay what a crash left behind.
+
+A flush groups a segment's records by (date, hour), writes one Parquet file per partition and
+then deletes the segment. Before writing, it records the chosen file names in a manifest next to
+the segment, so that if the process dies half-way, replay (and the query layer, which also reads
+the journal) can tell which partitions already reached Parquet: no record is lost or doubled.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from llm_proxy.store.journal import list_segments, read_segment
+from llm_proxy.store.layout import (
+    FILE_MODE,
+    JOURNAL_DIR,
+    parquet_name,
+    partition_dir,
+    partition_of,
+)
+from llm_proxy.store.parquet import records_to_table, write_parquet_atomic
+
+__all__ = ["flush_records", "replay", "manifest_path", "unflushed_records"]
+
+
+def manifest_path(segment: Path) -> Path:
+    return segment.with_suffix(".manifest")
+
+
+def _group_by_partition(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        groups[partition_of(record["ts"])].append(record)
+    return groups
+
+
+def flush_records(store: Path, segment: Path, instance: str, seq: int,
+                  records: list[dict[str, Any]]) -> list[Path]:
+    """Write ``records`` (the content of ``segment``) as Parquet, then delete the segment."""
+    groups = _group_by_partition(records)
+    manifest = manifest_path(segment)
+    planned = _read_manifest(manifest)
+    for key in groups:
+        planned.setdefault(f"{key[0]}/{key[1]}", parquet_name(instance, seq))
+    _write_manifest(manifest, planned)
+    written = []
+    for (date, hour), rows in sorted(groups.items()):
+        target = store / partition_dir(date, hour) / planned[f"{date}/{hour}"]
+        if not target.exists():
+            rows.sort(key=lambda r: r["id"])
+            write_parquet_atomic(records_to_table(rows), target)
+        written.append(target)
+    segment.unlink(missing_ok=True)
+    manifest.unlink(missing_ok=True)
+    return written
+
+
+def unflushed_records(store: Path, segment: Path) -> list[dict[str, Any]]:
+    """Records of a segment whose partition file a (possibly interrupted) flush has not written."""
+    done = {
+        key for key, name in _read_manifest(manifest_path(segment)).items()
+        if (store / partition_dir(*key.split("/")) / name).exists()
+    }
+    records = list(read_segment(segment))
+    if not done:
+        return records
+    return [r for r in records if "/".join(partition_of(r["ts"])) not in done]
+
+
+def replay(store: Path) -> int:
+    """Flush every journal segment that no live writer holds; returns the records recovered."""
+    recovered = 0
+    for instance, seq, segment in list_segments(store / JOURNAL_DIR):
+        try:
+            fd = os.open(segment, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # a running proxy still writes it
+                continue
+            records = unflushed_records(store, segment)
+            seen: set[str] = set()
+            unique = [r for r in records if not (r["id"] in seen or seen.add(r["id"]))]
+            flush_records(store, segment, instance, seq, unique)
+            recovered += len(unique)
+        finally:
+            os.close(fd)
+    return recovered
+
+
+def _read_manifest(path: Path) -> dict[str, str]:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def _write_manifest(path: Path, planned: dict[str, str]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(planned, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)

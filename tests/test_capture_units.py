@@ -1,0 +1,135 @@
+"""Pure parts of the capture pipeline: bodies, credentials, rate limits, ids, error classes."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+
+import brotli
+import pytest
+import zstandard
+
+from llm_proxy.addon.bodies import decode_body
+from llm_proxy.addon.credentials import (
+    auth_from_headers,
+    basic_auth_user,
+    fingerprint,
+    sanitize_headers,
+    sanitize_query,
+)
+from llm_proxy.addon.record import classify_transport_error, ratelimit_usage_pct, ulid
+
+TEXT = '{"model": "gpt-4o", "messages": [{"role": "user", "content": "héllo"}]}'
+
+
+@pytest.mark.parametrize("encoding,encode", [
+    ("gzip", gzip.compress),
+    ("deflate", zlib.compress),
+    ("br", brotli.compress),
+    ("zstd", lambda b: zstandard.ZstdCompressor().compress(b)),
+])
+def test_every_content_encoding_is_decoded(encoding, encode):
+    body = decode_body(encode(TEXT.encode()), content_encoding=encoding,
+                       content_type="application/json", cap=1 << 20)
+    assert body.stored == TEXT and not body.truncated
+
+
+def test_corrupt_encoding_keeps_what_it_can():
+    body = decode_body(b"not gzip at all", content_encoding="gzip", content_type=None, cap=100)
+    assert body.stored == "not gzip at all" and "content-encoding" in body.note
+
+
+def test_binary_and_non_utf8():
+    assert decode_body(b"\x00\x01\x02" * 50, content_encoding=None, content_type=None,
+                       cap=100).stored.startswith("[binary body: 150 bytes")
+    latin = decode_body("café".encode("latin-1"), content_encoding=None,
+                        content_type="text/plain; charset=iso-8859-1", cap=100)
+    assert latin.stored == "café"
+    bad = decode_body(b"caf\xe9 ok", content_encoding=None, content_type="text/plain", cap=100)
+    assert bad.stored == "caf\ufffd ok" and "UTF-8" in bad.note
+
+
+def test_huge_body_is_truncated_and_marked():
+    body = decode_body(b"a" * 5000, content_encoding=None, content_type=None, cap=1000)
+    assert body.truncated and body.stored.startswith("a" * 1000)
+    assert "truncated: 5000 characters, 1000 kept" in body.stored
+    assert len(body.text) == 5000  # the parser still sees the whole body
+
+
+def test_decompression_bomb_is_bounded():
+    bomb = gzip.compress(b"\0" * (64 * 1024 * 1024))
+    body = decode_body(bomb, content_encoding="gzip", content_type=None, cap=1000)
+    assert body.truncated
+
+
+def test_fingerprint_shows_prefix_last4_and_hash_only():
+    key = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789WXYZ"
+    fp = fingerprint(key)
+    assert fp.startswith("sk-proj-…WXYZ#") and len(fp.split("#")[1]) == 10
+    assert "abcdefghij" not in fp
+    assert fingerprint(key) == fp and fingerprint(key + "x") != fp
+    assert fingerprint("short").startswith("…#")  # too short to reveal any part
+
+
+@pytest.mark.parametrize("headers,method", [
+    ({"authorization": "Bearer sk-proj-abcdefghijklmnopqrstuvwxyz"}, "api_key"),
+    ({"x-api-key": "sk-ant-api03-abcdefghijklmnopqrstuvwxyz"}, "api_key"),
+    ({"api-key": "0123456789abcdef0123456789abcdef"}, "api_key"),
+    ({"authorization": "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"}, "oauth"),
+    ({"authorization": "Bearer opaque-token-value-123456"}, "bearer"),
+    ({"authorization": "Basic dXNlcjpwYXNz"}, "basic"),
+    ({}, "none"),
+])
+def test_auth_method(headers, method):
+    got, key_id = auth_from_headers(headers)
+    assert got == method
+    assert (key_id is None) == (method == "none")
+
+
+def test_sanitize_headers_replaces_every_credential():
+    fields = ((b"Authorization", b"Bearer sk-secretsecretsecret1234"), (b"Cookie", b"session=abc"),
+              (b"X-Custom-Key", b"topsecretvalue99"), (b"Content-Type", b"application/json"))
+    out = sanitize_headers(fields, frozenset({"authorization", "cookie", "x-custom-key"}))
+    assert out["authorization"].startswith("Bearer [REDACTED sk-…1234#")
+    assert out["cookie"] == "[REDACTED]"
+    assert "topsecretvalue99" not in out["x-custom-key"]
+    assert out["content-type"] == "application/json"
+
+
+def test_query_credentials_are_masked():
+    path = "/v1beta/models/gemini-2.0-flash:generateContent?key=AIzaSyA-1234567890abcdefghijklmnopqrstu&alt=sse"
+    masked = sanitize_query(path)
+    assert "AIzaSyA-1234567890" not in masked and "alt=sse" in masked and "REDACTED" in masked
+    assert sanitize_query("/v1/models?limit=5") == "/v1/models?limit=5"
+
+
+def test_basic_auth_user():
+    assert basic_auth_user("Basic YWxpY2U6czNjcjN0") == "alice"
+    assert basic_auth_user("Bearer x") is None
+
+
+def test_ratelimit_usage_pct_takes_the_fullest_window():
+    assert ratelimit_usage_pct({"x-ratelimit-limit-requests": "100",
+                                "x-ratelimit-remaining-requests": "75",
+                                "x-ratelimit-limit-tokens": "1000",
+                                "x-ratelimit-remaining-tokens": "100"}) == 90.0
+    assert ratelimit_usage_pct({"anthropic-ratelimit-requests-limit": "50",
+                                "anthropic-ratelimit-requests-remaining": "49"}) == 2.0
+    assert ratelimit_usage_pct({"x-ratelimit-limit-requests": "garbage"}) is None
+
+
+def test_ulid_is_time_sortable_and_deterministic():
+    a, b = ulid(1_700_000_000.0, "flow-a"), ulid(1_700_000_001.0, "flow-a")
+    assert len(a) == 26 and a < b
+    assert ulid(1_700_000_000.0, "flow-a") == a != ulid(1_700_000_000.0, "flow-b")
+
+
+@pytest.mark.parametrize("message,kind", [
+    ("Connection refused", "connection"),
+    ("Client disconnected.", "client_abort"),
+    ("TLS handshake failed: certificate verify failed", "tls"),
+    ("Server disconnected.", "connection_reset"),
+    ("connection timed out", "timeout"),
+])
+def test_transport_errors_are_classified(message, kind):
+    assert classify_transport_error(message) == kind

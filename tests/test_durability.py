@@ -1,0 +1,85 @@
+"""Durability: a relayed response's record survives kill -9; secrets never reach any file."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from e2e_support import ANTHROPIC_KEY, OPENAI_KEY, anthropic_client, openai_client, records, store_text
+from llm_proxy.cli.proxy_process import ProxyProcess
+from llm_proxy.mock.server import MockLLMServer
+
+pytestmark = pytest.mark.e2e
+
+MSG = [{"role": "user", "content": "count me"}]
+
+
+@pytest.fixture(scope="module")
+def mock(tmp_path_factory):
+    with MockLLMServer(tls=True, cert_dir=tmp_path_factory.mktemp("mockcerts")) as server:
+        yield server
+
+
+@pytest.mark.parametrize("kill", ["proxy", "group"])
+def test_kill9_loses_no_completed_exchange(mock, tmp_path: Path, kill: str):
+    """Requests run until the proxy is SIGKILLed; every response a client got has its record."""
+    store = tmp_path / "store"
+    proxy = ProxyProcess(store=store, confdir=tmp_path / "mitm", upstream_ca=Path(mock.ca_cert_path))
+    proxy.start()
+    completed = 0
+    attempted = 0
+    stop = threading.Event()
+
+    def load() -> None:
+        nonlocal completed, attempted
+        client = openai_client(mock.url, proxy.url, proxy.ca_bundle, max_retries=0, timeout=5,
+                               default_headers={"x-user-id": "kill9"})
+        deadline = time.monotonic() + 20
+        while not stop.is_set() and time.monotonic() < deadline:
+            attempted += 1
+            try:
+                client.chat.completions.create(model="gpt-4o-mini", messages=MSG)
+            except Exception:
+                return
+            completed += 1
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(2.0)
+    proxy.kill() if kill == "proxy" else proxy.kill_group()
+    stop.set()
+    for t in threads:
+        t.join(10)
+    assert completed > 20
+    # whatever is still in the journal is queryable now, and replayed into Parquet on restart
+    restarted = ProxyProcess(store=store, confdir=tmp_path / "mitm", upstream_ca=Path(mock.ca_cert_path))
+    with restarted:
+        pass
+    rows = records(store, "user_id = 'kill9'", columns="id")
+    assert completed <= len(rows) <= attempted
+    assert len({r["id"] for r in rows}) == len(rows)
+    assert not list((store / "journal").glob("*.jsonl"))  # all replayed into Parquet
+
+
+def test_no_secret_in_any_file_after_flush(mock, tmp_path: Path):
+    store = tmp_path / "store"
+    pasted = ["AKIAIOSFODNN7EXAMPLE", "sk-ant-api03-PASTEDsecret0123456789abcdefghijklmnop",
+              "ghp_abcdefghijklmnopqrstuvwxyz0123456789"]
+    with ProxyProcess(store=store, confdir=tmp_path / "mitm", upstream_ca=Path(mock.ca_cert_path)) as proxy:
+        oai = openai_client(mock.url, proxy.url, proxy.ca_bundle,
+                            default_headers={"x-mock-scenario": "echo_secret"})
+        oai.chat.completions.create(model="gpt-4o-mini",
+                                    messages=[{"role": "user", "content": " ".join(pasted)}])
+        list(oai.chat.completions.create(model="gpt-4o-mini", stream=True,
+                                         messages=[{"role": "user", "content": " ".join(pasted)}]))
+        anthropic_client(mock.url, proxy.url, proxy.ca_bundle).messages.create(
+            model="claude-sonnet-4-5", max_tokens=50, messages=MSG)
+    assert list(store.rglob("*.parquet")), "clean shutdown flushes to Parquet"
+    text = store_text(store)
+    assert "[API_KEY]" in text or "[AWS_ACCESS_KEY]" in text
+    for secret in [OPENAI_KEY, ANTHROPIC_KEY, *pasted]:
+        assert secret not in text
