@@ -23,8 +23,11 @@ app = typer.Typer(
 _COMMAND_MODULES = (
     "llm_proxy.cli.proxy",
     "llm_proxy.cli.query",
-    "llm_proxy.cli.demo",
+    "llm_proxy.cli.search",
+    "llm_proxy.cli.report",
+    "llm_proxy.cli.retention",
     "llm_proxy.cli.redact",
+    "llm_proxy.cli.demo",
 )
 
 
