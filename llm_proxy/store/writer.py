@@ -24,7 +24,8 @@ from llm_proxy.store.layout import (
     partition_dir,
     partition_of,
 )
-from llm_proxy.store.parquet import records_to_table, write_parquet_atomic
+from llm_proxy.store.finalize import publish
+from llm_proxy.store.parquet import records_to_table
 
 __all__ = ["flush_records", "replay", "manifest_path", "unflushed_records"]
 
@@ -54,7 +55,7 @@ def flush_records(store: Path, segment: Path, instance: str, seq: int,
         target = store / partition_dir(date, hour) / planned[f"{date}/{hour}"]
         if not target.exists():
             rows.sort(key=lambda r: r["id"])
-            write_parquet_atomic(records_to_table(rows), target)
+            publish(store, [(records_to_table(rows), target)], reason="flush")
         written.append(target)
     segment.unlink(missing_ok=True)
     manifest.unlink(missing_ok=True)
