@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import time
 from pathlib import Path
 from typing import Any
@@ -19,14 +20,15 @@ def openai_client(base_url: str, proxy_url: str, ca: Path, **kw: Any) -> openai.
     http2 = kw.pop("http2", False)
     return openai.OpenAI(
         base_url=f"{base_url}/v1", api_key=kw.pop("api_key", OPENAI_KEY),
-        http_client=openai.DefaultHttpxClient(proxy=proxy_url, verify=str(ca), http2=http2),
+        http_client=openai.DefaultHttpxClient(proxy=proxy_url, verify=ssl.create_default_context(cafile=ca), http2=http2),
         **kw)
 
 
 def anthropic_client(base_url: str, proxy_url: str, ca: Path, **kw: Any) -> anthropic.Anthropic:
     return anthropic.Anthropic(
         base_url=base_url, api_key=kw.pop("api_key", ANTHROPIC_KEY),
-        http_client=anthropic.DefaultHttpxClient(proxy=proxy_url, verify=str(ca)), **kw)
+        http_client=anthropic.DefaultHttpxClient(proxy=proxy_url,
+                                                 verify=ssl.create_default_context(cafile=ca)), **kw)
 
 
 def records(store: Path, where: str, *, expect: int | None = None, timeout: float = 10.0,

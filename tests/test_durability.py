@@ -77,7 +77,7 @@ def test_no_secret_in_any_file_after_flush(mock, tmp_path: Path):
         list(oai.chat.completions.create(model="gpt-4o-mini", stream=True,
                                          messages=[{"role": "user", "content": " ".join(pasted)}]))
         anthropic_client(mock.url, proxy.url, proxy.ca_bundle).messages.create(
-            model="claude-sonnet-4-5", max_tokens=50, messages=MSG)
+            model="claude-sonnet-4-6", max_tokens=50, messages=MSG)
     assert list(store.rglob("*.parquet")), "clean shutdown flushes to Parquet"
     text = store_text(store)
     assert "[API_KEY]" in text or "[AWS_ACCESS_KEY]" in text

@@ -64,6 +64,10 @@ def _charset(content_type: str | None) -> str | None:
     return None
 
 
+def _is_event_stream(content_type: str | None) -> bool:
+    return bool(content_type) and content_type.startswith("application/vnd.amazon.eventstream")
+
+
 def _looks_binary(data: bytes) -> bool:
     sample = data[:4096]
     if b"\x00" in sample:
@@ -90,8 +94,10 @@ def decode_body(raw: bytes | None, *, content_encoding: str | None, content_type
             data = raw
             note = f"could not decode content-encoding {content_encoding!r}: {exc}"
     if _looks_binary(data):
-        text = f"[binary body: {len(data)} bytes{', ' + note if note else ''}]"
-        return DecodedBody(None, text, cut, note or "binary")
+        stored = f"[binary body: {len(data)} bytes{', ' + note if note else ''}]"
+        # AWS event streams are binary frames around JSON: the provider parser reads them.
+        text = data.decode("latin-1") if _is_event_stream(content_type) else None
+        return DecodedBody(text, stored, cut, note or "binary")
     charset = _charset(content_type)
     try:
         text = data.decode(charset or "utf-8")

@@ -51,12 +51,12 @@ def classify_transport_error(message: str) -> str:
         return "timeout"
     if "tls" in m or "ssl" in m or "certificate" in m or "handshake" in m:
         return "tls"
+    if "reset" in m or "disconnected" in m or "peer closed" in m \
+            or "incomplete" in m or "eof" in m:
+        return "connection_reset"
     if "refused" in m or "unreachable" in m or "name or service" in m or "resolve" in m \
             or "connect" in m:
         return "connection"
-    if "reset" in m or "server disconnected" in m or "peer closed" in m \
-            or "incomplete" in m or "eof" in m:
-        return "connection_reset"
     if "killed" in m:
         return "killed"
     return "proxy_error"
@@ -151,7 +151,7 @@ class RecordBuilder:
         record["endpoint"] = cap["path"].partition("?")[0]
         if cap.get("err"):
             record["error_type"] = classify_transport_error(cap["err"])
-            record["error_message"] = self.redactor.mask_secrets(cap["err"])[0]
+            record["error_message"] = self.redactor.redact_text(cap["err"])[0]
         return record
 
     def _build(self, cap: dict[str, Any]) -> dict[str, Any]:
@@ -237,10 +237,12 @@ class RecordBuilder:
             cache_status=parsed.cache_status,
             retry_count=_int_header(raw_req_h, "x-stainless-retry-count"),
         )
-        if record["error_type"] is None and status is not None and status >= 400:
-            record["error_type"] = parsed.error_type or _status_error_type(status)
+        failed = status is not None and status >= 400
+        if record["error_type"] is None and (failed or parsed.error_type):
+            # an error body, or an error event inside a 200 stream (overloaded, throttled, …)
+            record["error_type"] = parsed.error_type or _status_error_type(status or 0)
             msg = parsed.error_message or f"HTTP {status}"
-            record["error_message"] = red.redact_text(msg)[0] if cfg.redact_pii else red.mask_secrets(msg)[0]
+            record["error_message"] = red.redact_text(msg)[0]
         if record["error_type"] is not None:
             record["resolution"] = "failed"
         elif record["retry_count"]:

@@ -8,6 +8,7 @@ audit trail holds.
 
 from __future__ import annotations
 
+import ssl
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
@@ -33,13 +34,14 @@ def _sdk_clients(base_url: str, proxy_url: str, ca_bundle: Path) -> tuple[Any, A
         raise UsageError(
             f"the demo drives the real SDKs: pip install 'llm-proxy-audit[sdk]' ({exc.name} missing)"
         ) from None
+    trust = ssl.create_default_context(cafile=ca_bundle)
     oai = openai.OpenAI(
         base_url=f"{base_url}/v1", api_key="sk-proj-demo0000000000000000000000000000000001",
-        http_client=openai.DefaultHttpxClient(proxy=proxy_url, verify=str(ca_bundle)),
+        http_client=openai.DefaultHttpxClient(proxy=proxy_url, verify=trust),
         max_retries=2, default_headers={"x-user-id": "alice@demo"})
     ant = anthropic.Anthropic(
         base_url=base_url, api_key="sk-ant-api03-demo00000000000000000000000000000002",
-        http_client=anthropic.DefaultHttpxClient(proxy=proxy_url, verify=str(ca_bundle)),
+        http_client=anthropic.DefaultHttpxClient(proxy=proxy_url, verify=trust),
         max_retries=2, default_headers={"x-user-id": "bob@demo"})
     return oai, ant
 
@@ -71,20 +73,21 @@ def drive_clients(base_url: str, proxy_url: str, ca_bundle: Path) -> list[str]:
     call("openai 500", lambda: oai.with_options(max_retries=0).chat.completions.create(
         model="gpt-4o-mini", messages=msgs, extra_headers={"x-mock-scenario": "server_error"}))
     call("anthropic messages", lambda: ant.messages.create(
-        model="claude-sonnet-4-5", max_tokens=256, messages=msgs))
+        model="claude-sonnet-4-6", max_tokens=256, messages=msgs))
     call("anthropic messages (stream)", lambda: list(ant.messages.create(
-        model="claude-haiku-4-5", max_tokens=256, messages=msgs, stream=True)))
+        model="claude-haiku-4-6", max_tokens=256, messages=msgs, stream=True)))
     call("anthropic count_tokens", lambda: ant.messages.count_tokens(
-        model="claude-sonnet-4-5", messages=msgs))
+        model="claude-sonnet-4-6", messages=msgs))
     return done
 
 
 SUMMARY_SQL = """
-SELECT strftime(ts, '%H:%M:%S') AS time, user_id AS user, provider, operation,
-       coalesce(response_model, request_model) AS model, status_code AS status,
-       CASE WHEN stream THEN 'yes' ELSE '' END AS stream,
-       input_tokens AS "in", output_tokens AS "out", round(latency_ms, 1) AS ms,
-       coalesce(error_type, '') AS error, coalesce(redactions, '') AS redactions, key_id
+SELECT strftime(ts, '%H:%M:%S') AS time, provider || ' ' || operation AS call,
+       coalesce(response_model, request_model) AS model,
+       status_code AS status, CASE WHEN stream THEN 'yes' ELSE '' END AS stream,
+       coalesce(input_tokens, 0) || '/' || coalesce(output_tokens, 0) AS tokens,
+       round(latency_ms) AS ms, coalesce(error_type, '') AS error,
+       coalesce(array_to_string(json_keys(redactions), ','), '') AS redacted
 FROM flows ORDER BY ts, id
 """
 
@@ -100,7 +103,7 @@ def run_demo(store: Path, config: Path | None = None) -> list[tuple[Any, ...]]:
                              upstream_ca=Path(mock.ca_cert_path), config=config)
         with proxy:
             lines = drive_clients(mock.url, proxy.url, proxy.ca_bundle)
-    out = console()
+    out = console(min_width=130)
     out.print(f"[bold]Mock LLM server[/] {mock.url}  →  [bold]proxy[/] {proxy.url}  →  "
               f"[bold]store[/] {store}")
     for line in lines:
@@ -109,7 +112,7 @@ def run_demo(store: Path, config: Path | None = None) -> list[tuple[Any, ...]]:
     cur = con.execute(SUMMARY_SQL)
     columns = [d[0] for d in cur.description]
     rows = cur.fetchall()
-    emit(columns, rows, "table", title=f"{len(rows)} audit records")
+    emit(columns, rows, "table", title=f"{len(rows)} audit records", min_width=130)
     return rows
 
 

@@ -20,8 +20,12 @@ __all__ = ["FORMATS", "emit", "json_default", "console"]
 FORMATS = ("table", "json", "jsonl", "csv")
 
 
-def console(file: TextIO | None = None) -> Console:
-    return Console(file=file, soft_wrap=False, highlight=False)
+def console(file: TextIO | None = None, min_width: int | None = None) -> Console:
+    """A rich console; ``min_width`` widens it when output is not a terminal (rich says 80)."""
+    con = Console(file=file, soft_wrap=False, highlight=False)
+    if min_width and not con.is_terminal and con.width < min_width:
+        con = Console(file=file, soft_wrap=False, highlight=False, width=min_width)
+    return con
 
 
 def json_default(value: Any) -> Any:
@@ -50,7 +54,7 @@ def _cell(value: Any) -> str:
 
 
 def emit(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str,
-         out: TextIO | None = None, title: str | None = None) -> None:
+         out: TextIO | None = None, title: str | None = None, min_width: int | None = None) -> None:
     """Print ``rows`` in ``fmt``; json is one array of objects, jsonl one object per line."""
     out = out or sys.stdout
     if fmt not in FORMATS:
@@ -76,4 +80,4 @@ def emit(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str,
             table.add_column(c, overflow="fold")
         for r in rows:
             table.add_row(*(_cell(v) for v in r))
-        console(out).print(table)
+        console(out, min_width).print(table)

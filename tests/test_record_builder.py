@@ -1,0 +1,86 @@
+"""RecordBuilder: a raw capture in, one redacted record out (pure, no proxy needed)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+from llm_proxy.addon.record import RecordBuilder
+from llm_proxy.audit import AuditConfig
+from llm_proxy.schema import COLUMNS
+
+KEY = "sk-proj-UNITkey0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def capture(**over) -> dict:
+    req = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hello"}], "user": "u-body"}
+    resp = {"id": "c1", "object": "chat.completion", "model": "gpt-4o-2024-08-06",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
+                         "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12,
+                      "prompt_tokens_details": {"cached_tokens": 4}}}
+    cap = {
+        "fid": "flow-1", "t0": 1_764_140_000.0, "t1": 1_764_140_000.05, "t2": 1_764_140_000.2,
+        "method": "POST", "host": "api.openai.com", "port": 443, "path": "/v1/chat/completions",
+        "hv": "HTTP/1.1", "cip": "10.0.0.5",
+        "rqh": ((b"Authorization", f"Bearer {KEY}".encode()), (b"Content-Type", b"application/json"),
+                (b"x-stainless-retry-count", b"0")),
+        "rqb": json.dumps(req).encode(), "rql": 100, "status": 200,
+        "rsh": ((b"content-type", b"application/json"), (b"content-encoding", b"gzip"),
+                (b"x-ratelimit-limit-requests", b"100"), (b"x-ratelimit-remaining-requests", b"60")),
+        "rsb": gzip.compress(json.dumps(resp).encode()), "rsl": 50,
+    }
+    cap.update(over)
+    return cap
+
+
+def build(cap: dict, **cfg) -> dict:
+    return RecordBuilder.from_config(AuditConfig(**cfg), "unit").build(cap)
+
+
+def test_full_record():
+    r = build(capture())
+    assert set(r) == set(COLUMNS)
+    assert r["provider"] == "openai" and r["operation"] == "chat"
+    assert r["input_tokens"] == 10 and r["cached_input_tokens"] == 4 and r["cache_status"] == "partial"
+    assert r["usage_source"] == "provider" and r["finish_reason"] == "stop"
+    assert r["latency_ms"] == 200.0 and r["ttfb_ms"] == 50.0
+    assert r["ratelimit_usage_pct"] == 40.0 and r["retry_count"] == 0
+    assert r["user_id"] == "u-body" and r["client_ip"] == "10.0.0.5"
+    assert KEY not in json.dumps(r) and r["key_id"].endswith(r["key_id"].split("#")[1])
+    assert json.loads(r["response_body"])["choices"][0]["message"]["content"] == "hi"
+    assert r["proxy_instance"] == "unit" and len(r["id"]) == 26
+
+
+def test_configured_user_header_wins():
+    cap = capture(rqh=capture()["rqh"] + ((b"X-User-Id", b"alice"),))
+    assert build(cap)["user_id"] == "alice"
+
+
+def test_error_event_inside_a_200_stream_is_recorded():
+    sse = ('event: message_start\ndata: {"type":"message_start","message":{"id":"m","type":"message",'
+           '"role":"assistant","model":"claude-sonnet-4-6","content":[],"usage":{"input_tokens":5,'
+           '"output_tokens":1}}}\n\nevent: error\ndata: {"type":"error","error":{"type":'
+           '"overloaded_error","message":"Overloaded"}}\n\n')
+    r = build(capture(host="api.anthropic.com", path="/v1/messages", sm=True,
+                      rsh=((b"content-type", b"text/event-stream"),), rsb=sse.encode()))
+    assert r["status_code"] == 200 and r["error_type"] == "overloaded"
+    assert r["error_message"] == "Overloaded"
+
+
+def test_log_groups_can_be_switched_off():
+    r = build(capture(), log_requests=False, log_security=False)
+    assert r["request_body"] is None and r["request_headers"] is None and r["key_id"] is None
+    assert r["id"] and r["ts"] and r["input_tokens"] == 10  # identity and response stay
+
+
+def test_transport_error_without_response():
+    r = build(capture(status=None, rsh=None, rsb=None, err="[Errno 111] Connection refused"))
+    assert r["error_type"] == "connection" and r["status_code"] is None
+    assert r["request_model"] == "gpt-4o" and r["resolution"] == "failed"
+
+
+def test_garbage_never_raises():
+    for body in (b"\xff\xfe\x00garbage", b"{not json", b"", None):
+        r = build(capture(rqb=body, rsb=body, rsh=((b"content-encoding", b"br"),)))
+        assert r["id"] and r["status_code"] == 200
