@@ -83,3 +83,24 @@ def test_no_secret_in_any_file_after_flush(mock, tmp_path: Path):
     assert "[API_KEY]" in text or "[AWS_ACCESS_KEY]" in text
     for secret in [OPENAI_KEY, ANTHROPIC_KEY, *pasted]:
         assert secret not in text
+
+
+def test_worker_killed_is_restarted_and_nothing_is_lost(mock, tmp_path: Path):
+    """SIGKILL the capture worker: the proxy restarts it and resends what was not journaled."""
+    import os
+    import signal
+
+    store = tmp_path / "store"
+    with ProxyProcess(store=store, confdir=tmp_path / "mitm", upstream_ca=Path(mock.ca_cert_path)) as proxy:
+        client = openai_client(mock.url, proxy.url, proxy.ca_bundle, max_retries=0,
+                               default_headers={"x-user-id": "restart"})
+        for _ in range(5):
+            client.chat.completions.create(model="gpt-4o-mini", messages=MSG)
+        children = Path(f"/proc/{proxy.proc.pid}/task/{proxy.proc.pid}/children").read_text().split()
+        assert children, "the proxy runs a capture worker process"
+        os.kill(int(children[0]), signal.SIGKILL)
+        for _ in range(5):
+            client.chat.completions.create(model="gpt-4o-mini", messages=MSG)
+        assert "restarting" in proxy.log_tail(50)
+    rows = records(store, "user_id = 'restart'", columns="id")
+    assert len(rows) == 10 and len({r["id"] for r in rows}) == 10

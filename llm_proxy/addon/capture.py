@@ -50,11 +50,26 @@ class WorkerClient(asyncio.Protocol):
         self._setup = pickle.dumps({"config": config, "store": store, "instance": instance})
         self._transport: asyncio.Transport | None = None
         self._proc: subprocess.Popen[bytes] | None = None
-        self._pending: deque[tuple[int, bytes, asyncio.Future[None]]] = deque()
+        # (seq, frame, future, loop time sent), oldest first: acknowledgements are cumulative
+        self._pending: deque[tuple[int, bytes, asyncio.Future[None], float]] = deque()
         self._seq = 0
         self._buf = bytearray()
         self._closing = False
         self._restarts: deque[float] = deque(maxlen=5)
+        self._watching = False
+
+    def _watchdog(self) -> None:
+        """Fail captures not journaled in time (one timer for all, not one per flow)."""
+        if self._closing:
+            return
+        loop = asyncio.get_running_loop()
+        cutoff = loop.time() - _ACK_TIMEOUT_S
+        for _seq, _frame, fut, sent_at in self._pending:
+            if sent_at > cutoff:
+                break
+            if not fut.done():
+                fut.set_exception(TimeoutError("capture worker did not journal the record"))
+        loop.call_later(1.0, self._watchdog)
 
     async def start(self) -> None:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -67,16 +82,20 @@ class WorkerClient(asyncio.Protocol):
         await loop.create_unix_connection(lambda: self, sock=parent)
         assert self._transport is not None
         self._transport.write(FRAME_HEADER.pack(len(self._setup)) + self._setup)
-        for _seq, frame, _fut in self._pending:  # resend what a dead worker did not journal
+        for _seq, frame, _fut, _at in self._pending:  # resend what a dead worker did not journal
             self._transport.write(frame)
+        if not self._watching:
+            self._watching = True
+            loop.call_later(1.0, self._watchdog)
 
     def submit(self, capture: dict[str, Any]) -> asyncio.Future[None]:
         """Queue a capture; the future resolves once its record is journaled."""
         self._seq += 1
         capture["seq"] = self._seq
         frame = encode_frame(capture)
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((self._seq, frame, fut))
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._pending.append((self._seq, frame, fut, loop.time()))
         if self._transport is not None:
             self._transport.write(frame)
         return fut
@@ -107,7 +126,7 @@ class WorkerClient(asyncio.Protocol):
         if len(self._restarts) == self._restarts.maxlen and now - self._restarts[0] < 60:
             log.error("llm-audit: capture worker keeps dying; not restarting. Records pending: "
                       "%d. Check the store's disk and permissions.", len(self._pending))
-            for _seq, _frame, fut in self._pending:
+            for _seq, _frame, fut, _at in self._pending:
                 if not fut.done():
                     fut.set_exception(RuntimeError("capture worker unavailable"))
             return
@@ -247,6 +266,8 @@ class AuditAddon:
     def intercepted(self, host: str) -> bool:
         hit = self._intercept_cache.get(host)
         if hit is None:
+            if len(self._intercept_cache) > 10_000:  # bounded, whatever hosts clients try
+                self._intercept_cache.clear()
             hit = self._intercept_cache[host] = is_llm_host(host, self._extra_hosts)
         return hit
 
@@ -272,7 +293,7 @@ class AuditAddon:
         fut = self.client.submit(self._capture(flow))
         flow.metadata["llm_audit"] = True
         try:
-            await asyncio.wait_for(asyncio.shield(fut), _ACK_TIMEOUT_S)
+            await fut  # the watchdog fails it after _ACK_TIMEOUT_S
         except (TimeoutError, RuntimeError) as exc:
             # An audit log fails closed: the client does not get an unrecorded response.
             log.error("llm-audit: record of %s %s not journaled (%s); failing the request",

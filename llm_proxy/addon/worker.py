@@ -84,7 +84,8 @@ def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> 
     """Receive captures until EOF; journal, acknowledge, batch and flush them."""
     make_dirs(store)
     journal_dir = store / JOURNAL_DIR
-    replay(store)
+    already_journaled: set[str] = set()
+    replay(store, already_journaled)
     builder = RecordBuilder.from_config(cfg, instance)
     flusher = _Flusher(store, instance)
     flusher.start()
@@ -123,6 +124,8 @@ def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> 
             offset = end
             last_seq = cap.get("seq", last_seq)
             record = builder.build(cap)
+            if already_journaled and record["id"] in already_journaled:
+                continue  # resent by the proxy after a worker crash; replay has it already
             batch.records.append(record)
             lines.append(encode_record(record))
         if offset:

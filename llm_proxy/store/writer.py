@@ -74,8 +74,12 @@ def unflushed_records(store: Path, segment: Path) -> list[dict[str, Any]]:
     return [r for r in records if "/".join(partition_of(r["ts"])) not in done]
 
 
-def replay(store: Path) -> int:
-    """Flush every journal segment that no live writer holds; returns the records recovered."""
+def replay(store: Path, recovered_ids: set[str] | None = None) -> int:
+    """Flush every journal segment that no live writer holds; returns the records recovered.
+
+    ``recovered_ids`` collects their ids, so a restarted worker can drop captures the proxy
+    resends although a dead worker had already journaled them.
+    """
     recovered = 0
     for instance, seq, segment in list_segments(store / JOURNAL_DIR):
         try:
@@ -92,6 +96,8 @@ def replay(store: Path) -> int:
             unique = [r for r in records if not (r["id"] in seen or seen.add(r["id"]))]
             flush_records(store, segment, instance, seq, unique)
             recovered += len(unique)
+            if recovered_ids is not None:
+                recovered_ids.update(seen)
         finally:
             os.close(fd)
     return recovered
