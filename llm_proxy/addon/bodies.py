@@ -68,12 +68,16 @@ def _is_event_stream(content_type: str | None) -> bool:
     return bool(content_type) and content_type.startswith("application/vnd.amazon.eventstream")
 
 
+# Bytes that text may contain: printable, whitespace and everything >= 0x80 (UTF-8, Latin-1).
+_TEXT_BYTES = bytes(range(32, 256)) + b"\t\n\x0b\x0c\r\x08\x1b"
+
+
 def _looks_binary(data: bytes) -> bool:
+    """NUL bytes, or more than 10% control characters in the first 4 KiB (counted in C)."""
     sample = data[:4096]
     if b"\x00" in sample:
         return True
-    control = sum(1 for b in sample if b < 9 or 13 < b < 32)
-    return control > len(sample) // 10
+    return len(sample.translate(None, _TEXT_BYTES)) > len(sample) // 10
 
 
 def decode_body(raw: bytes | None, *, content_encoding: str | None, content_type: str | None,

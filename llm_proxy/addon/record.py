@@ -27,7 +27,9 @@ from llm_proxy.addon.credentials import (
 from llm_proxy.audit import AuditConfig
 from llm_proxy.providers import parse_exchange
 from llm_proxy.redact import Redactor, RedactionPolicy, merge_counts
-from llm_proxy.schema import COLUMN_GROUPS, empty_record
+import pyarrow as pa
+
+from llm_proxy.schema import COLUMN_GROUPS, RECORD_SCHEMA, empty_record
 
 __all__ = ["RecordBuilder", "ulid", "classify_transport_error", "ratelimit_usage_pct"]
 
@@ -117,6 +119,26 @@ def _int_header(headers: dict[str, str], name: str) -> int | None:
         return None
 
 
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+_INT_COLUMNS = frozenset(f.name for f in RECORD_SCHEMA if pa.types.is_integer(f.type) and f.name != "ts")
+
+
+def _storable(record: dict[str, Any]) -> dict[str, Any]:
+    """Make hostile values storable: out-of-range integers become null, and strings that
+    cannot be UTF-8 (lone surrogates from JSON escapes) get replacement characters — so a
+    record can never make the journal or the Parquet flush fail."""
+    for name, value in record.items():
+        if value.__class__ is str:
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                record[name] = value.encode("utf-8", "replace").decode()
+        elif name in _INT_COLUMNS and value is not None:
+            if not isinstance(value, int) or isinstance(value, bool) or not _INT64[0] <= value <= _INT64[1]:
+                record[name] = None
+    return record
+
+
 @dataclass(slots=True)
 class RecordBuilder:
     """Holds what every record needs (config, redactor, instance); ``build`` is pure per capture."""
@@ -132,12 +154,12 @@ class RecordBuilder:
     def build(self, cap: dict[str, Any]) -> dict[str, Any]:
         """The record for one capture; never raises (a failure is recorded in error_trace)."""
         try:
-            return self._build(cap)
+            return _storable(self._build(cap))
         except Exception:  # the proxy must never lose a record to a parsing bug
             record = self._skeleton(cap)
             record["error_type"] = record["error_type"] or "audit_error"
             record["error_trace"] = traceback.format_exc(limit=8)
-            return record
+            return _storable(record)
 
     def _skeleton(self, cap: dict[str, Any]) -> dict[str, Any]:
         record = empty_record()

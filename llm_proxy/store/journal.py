@@ -22,14 +22,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from llm_proxy.store.layout import FILE_MODE, make_dirs, parse_segment_name, segment_name
 
 __all__ = ["JournalSegment", "list_segments", "read_segment", "encode_record"]
 
 
 def encode_record(record: dict[str, Any]) -> bytes:
-    """One journal line: compact JSON, UTF-8, newline-terminated."""
-    return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+    """One journal line: compact JSON, UTF-8, newline-terminated (orjson: 3-5x json's speed)."""
+    try:
+        return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+    except (orjson.JSONEncodeError, TypeError):  # a value orjson refuses; json is more lenient
+        return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode(
+            "utf-8", "replace")
 
 
 class JournalSegment:
@@ -121,8 +127,8 @@ def read_segment(path: Path) -> Iterator[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except ValueError:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
             continue
         if isinstance(record, dict):
             yield record

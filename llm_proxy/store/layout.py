@@ -18,6 +18,7 @@ import re
 import secrets
 import socket
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 
 __all__ = [
@@ -47,7 +48,12 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.]+")
 
 def partition_of(ts_us: int) -> tuple[str, str]:
     """(date, hour) strings of a UTC timestamp in microseconds."""
-    dt = datetime.fromtimestamp(ts_us / 1_000_000, tz=UTC)
+    return _hour_partition(ts_us // 3_600_000_000)
+
+
+@lru_cache(maxsize=4096)
+def _hour_partition(hour_number: int) -> tuple[str, str]:
+    dt = datetime.fromtimestamp(hour_number * 3600, tz=UTC)
     return dt.strftime("%Y-%m-%d"), dt.strftime("%H")
 
 

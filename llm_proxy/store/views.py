@@ -1,13 +1,32 @@
 """DuckDB over the store: the ``flows`` view and one view per column group.
 
-``flows`` unions the Parquet partitions with the records still in the write-ahead journal, so a
-record is queryable as soon as the proxy has acknowledged it, not only after the next flush.
+``flows`` unions the Parquet partitions (hot hourly tier and daily archive tier) with the records
+still in the write-ahead journal, so a record is queryable as soon as the proxy has acknowledged
+it, not only after the next flush.
+
+Three things make it fast and safe on a large store:
+
+- **Partition pruning before any read.** ``connect(store, since=…, until=…)`` lists partition
+  folders (names only) and hands DuckDB just the files of the hours in range, so a query over the
+  last day never opens a footer of the other 29.
+- **Compaction-safe reads.** ``llm-audit compact`` publishes one merged file (named
+  ``compact-…``) and only then deletes the small files it replaces. A reader that lists the
+  folder in between sees both; for such partitions — a ``compact-`` file next to other files —
+  the view keeps one row per ``id``, so a record is never counted twice. A reader whose listed
+  file vanished before DuckDB opened it gets a ``StaleListing`` and re-runs on a fresh listing
+  (``retrying``), so a record is never missed either.
+- **Read-only lockdown** (``read_only=True``): after the views exist, file access is restricted
+  to the store's tiers and the configuration is locked (see ``llm_proxy.store.sqlguard``).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -17,70 +36,203 @@ from llm_proxy.schema import COLUMN_GROUPS, COLUMNS
 from llm_proxy.store.journal import list_segments
 from llm_proxy.store.layout import FLOWS_DIR, JOURNAL_DIR
 from llm_proxy.store.parquet import records_to_table
+from llm_proxy.store.tiers import Partition, Tiers, list_partitions, partition_files
 from llm_proxy.store.writer import unflushed_records
 
-__all__ = ["connect", "journal_table", "parquet_glob", "VIEW_NAMES"]
+__all__ = [
+    "connect",
+    "journal_table",
+    "parquet_glob",
+    "VIEW_NAMES",
+    "COMPACT_PREFIX",
+    "PartitionFiles",
+    "scan_partitions",
+    "is_store",
+    "require_store",
+    "retrying",
+    "StaleListing",
+]
 
 VIEW_NAMES = ("flows", "requests", "responses", "errors", "security")
+COMPACT_PREFIX = "compact-"  # file names of compaction outputs (layout.parquet_name("compact", …))
+
+T = TypeVar("T")
+
+
+class StaleListing(StoreError):
+    """A file listed for the query was removed (compaction, retention) before it was read."""
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionFiles:
+    """One partition folder and its finalised Parquet files at listing time."""
+
+    partition: Partition
+    files: tuple[Path, ...]
+
+    @property
+    def needs_dedupe(self) -> bool:
+        """A compaction output next to other files: compaction is mid-swap (or ran twice)."""
+        return len(self.files) > 1 and any(f.name.startswith(COMPACT_PREFIX) for f in self.files)
 
 
 def parquet_glob(store: Path) -> str:
     return str(store / FLOWS_DIR / "*" / "*" / "*.parquet")
 
 
-def _has_parquet(store: Path) -> bool:
-    flows = store / FLOWS_DIR
-    if not flows.is_dir():
-        return False
-    for date_dir in os.scandir(flows):
-        if date_dir.is_dir():
-            for hour_dir in os.scandir(date_dir.path):
-                if hour_dir.is_dir() and any(
-                    e.name.endswith(".parquet") and not e.name.startswith(".")
-                    for e in os.scandir(hour_dir.path)
-                ):
-                    return True
-    return False
+def is_store(store: Path) -> bool:
+    return (store / FLOWS_DIR).is_dir() or (store / JOURNAL_DIR).is_dir()
 
 
-def journal_table(store: Path) -> pa.Table:
+def require_store(store: Path) -> None:
+    """Raise a ``StoreError`` naming ``store`` and the fix when it is not an audit store."""
+    if not is_store(store):
+        raise StoreError(
+            f"no audit store at {str(store)!r}: run `llm-audit proxy --store {store}` first, "
+            "or point --store / LLM_AUDIT_STORE at an existing store"
+        )
+
+
+def scan_partitions(store: Path, *, since: datetime | None = None,
+                    until: datetime | None = None) -> list[PartitionFiles]:
+    """Partitions overlapping [since, until) with their files, newest first; names only."""
+    found = []
+    for part in list_partitions(Tiers.of(store)):
+        if since is not None and part.end <= since:
+            continue
+        if until is not None and part.start >= until:
+            continue
+        files = tuple(f for f in partition_files(part) if not f.name.startswith("_"))
+        if files:
+            found.append(PartitionFiles(part, files))
+    found.sort(key=lambda p: (p.partition.start, p.partition.tier), reverse=True)
+    return found
+
+
+def journal_table(store: Path, *, since: datetime | None = None,
+                  until: datetime | None = None) -> pa.Table:
     """Records acknowledged but not yet in Parquet, as an Arrow table of the record schema."""
+    lo = int(since.timestamp() * 1_000_000) if since else None
+    hi = int(until.timestamp() * 1_000_000) if until else None
     records = []
     for _instance, _seq, segment in list_segments(store / JOURNAL_DIR):
-        records.extend(unflushed_records(store, segment))
+        for r in unflushed_records(store, segment):
+            ts = r.get("ts")
+            if not isinstance(ts, int):
+                continue
+            if (lo is not None and ts < lo) or (hi is not None and ts >= hi):
+                continue
+            records.append(r)
     return records_to_table(records)
 
 
-def connect(store: str | os.PathLike[str], *, require: bool = True) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with the views over ``store``.
+def _sql_list(paths: Sequence[Path]) -> str:
+    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
 
-    With ``require``, a path that is not a store is a ``StoreError`` naming it.
-    """
-    root = Path(store)
-    if require and not ((root / FLOWS_DIR).is_dir() or (root / JOURNAL_DIR).is_dir()):
-        raise StoreError(
-            f"no audit store at {str(root)!r}: run `llm-audit proxy --store {root}` first, "
-            "or point --store / LLM_AUDIT_STORE at an existing store"
-        )
-    con = duckdb.connect(":memory:")
-    con.execute("SET TimeZone = 'UTC'")
-    con.register("_journal", journal_table(root))
+
+def _parquet_select(paths: Sequence[Path], *, archive: bool, dedupe: bool) -> str:
     cols = ", ".join(COLUMNS)
-    journal_part = (
-        f"SELECT {cols}, CAST(ts AS DATE) AS date, CAST(hour(ts) AS INTEGER) AS hour FROM _journal"
-    )
-    if _has_parquet(root):
-        glob = parquet_glob(root).replace("'", "''")
-        parquet_part = (
-            f"SELECT {cols}, date, hour FROM read_parquet('{glob}', hive_partitioning = true, "
-            "union_by_name = true, hive_types = {'date': DATE, 'hour': INTEGER})"
-        )
-        con.execute(f"CREATE VIEW flows AS {parquet_part} UNION ALL {journal_part}")
+    if archive:  # daily files: only `date` in the path
+        source = (f"read_parquet({_sql_list(paths)}, hive_partitioning = true, "
+                  "union_by_name = true, hive_types = {'date': DATE})")
+        select = f"SELECT {cols}, date, CAST(hour(ts) AS INTEGER) AS hour FROM {source}"
     else:
-        con.execute(f"CREATE VIEW flows AS {journal_part}")
+        source = (f"read_parquet({_sql_list(paths)}, hive_partitioning = true, "
+                  "union_by_name = true, hive_types = {'date': DATE, 'hour': INTEGER})")
+        select = f"SELECT {cols}, date, hour FROM {source}"
+    if dedupe:
+        select += " QUALIFY row_number() OVER (PARTITION BY id) = 1"
+    return select
+
+
+def flows_sql(parts: Sequence[PartitionFiles], *, with_journal: bool = True) -> str:
+    """The ``flows`` view's body over exactly these partitions (and the journal)."""
+    plain_hot = [f for p in parts if p.partition.tier == "hot" and not p.needs_dedupe
+                 for f in p.files]
+    plain_archive = [f for p in parts if p.partition.tier != "hot" and not p.needs_dedupe
+                     for f in p.files]
+    branches = []
+    if plain_hot:
+        branches.append(_parquet_select(plain_hot, archive=False, dedupe=False))
+    if plain_archive:
+        branches.append(_parquet_select(plain_archive, archive=True, dedupe=False))
+    for p in parts:
+        if p.needs_dedupe:
+            branches.append(_parquet_select(p.files, archive=p.partition.tier != "hot",
+                                            dedupe=True))
+    if with_journal or not branches:
+        cols = ", ".join(COLUMNS)
+        branches.append(f"SELECT {cols}, CAST(ts AS DATE) AS date, "
+                        "CAST(hour(ts) AS INTEGER) AS hour FROM _journal")
+    return " UNION ALL ".join(branches)
+
+
+def _create_views(con: duckdb.DuckDBPyConnection, flows: str) -> None:
+    con.execute(f"CREATE VIEW flows AS {flows}")
     for view, group in (("requests", "request"), ("responses", "response"),
                         ("errors", "error"), ("security", "security")):
         group_cols = ", ".join(c for c in COLUMN_GROUPS[group] if c not in ("id", "ts"))
         where = " WHERE error_type IS NOT NULL" if group == "error" else ""
         con.execute(f"CREATE VIEW {view} AS SELECT id, ts, {group_cols} FROM flows{where}")
+
+
+def connect(store: str | os.PathLike[str], *, require: bool = True,
+            since: datetime | None = None, until: datetime | None = None,
+            partitions: Sequence[PartitionFiles] | None = None, with_journal: bool = True,
+            journal: pa.Table | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the views over ``store``.
+
+    With ``require``, a path that is not a store is a ``StoreError`` naming it. ``since`` /
+    ``until`` restrict the views to the partitions (and journal records) in that time range —
+    rows of a partition that only partly overlaps are still there, so callers filter on ``ts``
+    as well. ``partitions`` gives the exact partitions instead (from ``scan_partitions``);
+    ``journal`` an already loaded journal table, ``with_journal=False`` none.
+    With ``read_only`` the connection can read nothing but the store and change no setting.
+    """
+    root = Path(store)
+    if require:
+        require_store(root)
+    if partitions is None:
+        partitions = scan_partitions(root, since=since, until=until)
+    con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone = 'UTC'")
+    if journal is None:
+        journal = journal_table(root, since=since, until=until) if with_journal else \
+            records_to_table([])
+    con.register("_journal", journal)
+    _create_views(con, flows_sql(partitions, with_journal=True))
+    if read_only:
+        from llm_proxy.store.sqlguard import lock_down
+
+        tiers = Tiers.of(root)
+        lock_down(con, [tiers.hot, tiers.archive])
     return con
+
+
+_STALE_MARKERS = ("no such file", "no files found", "cannot open file", "could not open file")
+
+
+def is_stale_listing(exc: BaseException) -> bool:
+    """A DuckDB error caused by a listed file that has since been removed."""
+    return isinstance(exc, duckdb.IOException) and any(
+        m in str(exc).lower() for m in _STALE_MARKERS)
+
+
+def retrying(run: Callable[[], T], *, attempts: int = 3) -> T:
+    """Run ``run`` (which lists files and queries them); re-run it if a listed file vanished.
+
+    Files only disappear after their replacement is durable (``finalize.publish``), so a fresh
+    listing always finds the records again.
+    """
+    for attempt in range(attempts):
+        try:
+            return run()
+        except duckdb.Error as exc:
+            if not is_stale_listing(exc) or attempt == attempts - 1:
+                if is_stale_listing(exc):
+                    raise StaleListing(
+                        "the store changed under the query three times in a row (compaction or "
+                        "retention running?): run the command again") from None
+                raise
+    raise AssertionError("unreachable")
+

@@ -1,0 +1,105 @@
+"""`llm-audit proxy` and plain `mitmdump -s`: both load the addon and record."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from e2e_support import openai_client, records
+from llm_proxy.addon import SCRIPT
+from llm_proxy.cli.proxy import mitmdump_args
+from llm_proxy.cli.proxy_process import ProxyProcess, free_port
+from llm_proxy.errors import UsageError
+from llm_proxy.mock.server import MockLLMServer
+
+ROOT = Path(__file__).resolve().parent.parent
+MSG = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture(scope="module")
+def mock(tmp_path_factory):
+    with MockLLMServer(tls=True, cert_dir=tmp_path_factory.mktemp("mockcerts")) as server:
+        yield server
+
+
+def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "proxy exited early"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("proxy did not listen")
+
+
+@pytest.mark.e2e
+def test_plain_mitmdump_with_the_script(mock, tmp_path: Path):
+    port = free_port()
+    store, conf = tmp_path / "store", tmp_path / "mitm"
+    mitmdump = shutil.which("mitmdump", path=str(Path(sys.executable).parent)) or "mitmdump"
+    proc = subprocess.Popen([mitmdump, "-s", SCRIPT, "--listen-port", str(port),
+                             "--set", f"audit_store={store}", "--set", f"confdir={conf}",
+                             "--set", "audit_intercept=127.0.0.1",
+                             "--set", f"ssl_verify_upstream_trusted_ca={mock.ca_cert_path}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_port(port, proc)
+        deadline = time.monotonic() + 10
+        while not (conf / "llm-audit-ca-bundle.pem").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        client = openai_client(mock.url, f"http://127.0.0.1:{port}", conf / "llm-audit-ca-bundle.pem",
+                               default_headers={"x-user-id": "plain-mitmdump"})
+        client.chat.completions.create(model="gpt-4o-mini", messages=MSG)
+        assert records(store, "user_id = 'plain-mitmdump'", expect=1)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert list(store.rglob("*.parquet")), "clean shutdown flushed the journal"
+
+
+@pytest.mark.e2e
+def test_proxy_with_the_seed_config_prints_client_setup(mock, tmp_path: Path):
+    proxy = ProxyProcess(store=tmp_path / "store", confdir=tmp_path / "mitm",
+                         upstream_ca=Path(mock.ca_cert_path),
+                         config=ROOT / "examples" / "audit_log_config.py")
+    with proxy:
+        client = openai_client(mock.url, proxy.url, proxy.ca_bundle,
+                               default_headers={"x-user-id": "seed", "api-key": "azure-style-secret-123456"})
+        client.chat.completions.create(model="gpt-4o-mini", messages=MSG)
+        [r] = records(proxy.store, "user_id = 'seed'", expect=1)
+    out = proxy.log_tail(100)
+    assert f"export HTTPS_PROXY=http://127.0.0.1:{proxy.port}" in out
+    assert "llm-audit-ca-bundle.pem" in out
+    assert "azure-style-secret-123456" not in r["request_headers"]
+    bundle = proxy.ca_bundle.read_text()
+    assert bundle.count("BEGIN CERTIFICATE") > 10, "system CAs + the mitmproxy CA, not the bare CA"
+    assert (proxy.confdir / "mitmproxy-ca-cert.pem").read_text().strip() in bundle
+
+
+def test_bad_config_stops_the_proxy_with_one_line(tmp_path: Path):
+    bad = tmp_path / "c.toml"
+    bad.write_text("redact_pii = 'yes'\n")
+    res = subprocess.run([sys.executable, "-m", "llm_proxy", "proxy", "--config", str(bad),
+                          "--store", str(tmp_path / "s")], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "redact_pii" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_mitmdump_args():
+    args = mitmdump_args(host="0.0.0.0", port=9999, store="/s", config=None, intercept=["a.b"],
+                         upstream_ca=None, insecure_upstream=True, sets=["stream_large_bodies=1m"])
+    assert "connection_strategy=lazy" in args and "audit_intercept=a.b" in args
+    assert "ssl_insecure=true" in args and "stream_large_bodies=1m" in args
+    with pytest.raises(UsageError):
+        mitmdump_args(host="h", port=1, store="/s", config=None, intercept=[], upstream_ca=Path("/x"),
+                      insecure_upstream=True, sets=[])
+    with pytest.raises(UsageError, match="option=value"):
+        mitmdump_args(host="h", port=1, store="/s", config=None, intercept=[], upstream_ca=None,
+                      insecure_upstream=False, sets=["novalue"])
