@@ -100,7 +100,7 @@ class AuditConfig:
     redact_rules: dict[str, str] = field(default_factory=dict)  # name -> regex
     redact_allow: list[str] = field(default_factory=list)  # values never redacted
     redact_pseudonyms: bool = False
-    pseudonym_secret: str | None = None  # or env LLM_AUDIT_PSEUDONYM_SECRET
+    pseudonym_secret: str | None = field(default=None, repr=False)  # or LLM_AUDIT_PSEUDONYM_SECRET
     redact_fields: dict[str, str] = field(default_factory=dict)  # field -> redact|drop|keep
     metadata_only: bool = False
     # --- exporters -------------------------------------------------------------------------------

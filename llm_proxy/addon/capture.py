@@ -31,6 +31,7 @@ from llm_proxy.addon.worker import ACK, FRAME_HEADER, encode_frame
 from llm_proxy.audit import AuditConfig, load_config
 from llm_proxy.errors import ConfigError
 from llm_proxy.providers import is_llm_host
+from llm_proxy.redact import RedactionPolicy
 from llm_proxy.store.layout import default_instance_name, sanitize_instance
 
 __all__ = ["AuditAddon", "WorkerClient", "write_ca_bundle"]
@@ -230,6 +231,7 @@ class AuditAddon:
             return
         try:
             cfg = load_config(ctx.options.audit_config or None)
+            RedactionPolicy.from_config(cfg)  # bad rules fail at start, not on traffic
         except ConfigError as exc:
             raise exceptions.OptionsError(str(exc)) from None
         if ctx.options.audit_intercept:

@@ -6,13 +6,27 @@ domain errors to exit codes (2 for bad usage or input, one line, no traceback).
 
 from __future__ import annotations
 
-import sys
-
+import click
 import typer
+import typer.core
 
 from llm_proxy.errors import AuditError
 
+
+class _AuditGroup(typer.core.TyperGroup):
+    """Maps domain errors to one line on stderr and exit code 2, for every command and for
+    every way of invoking the app (console script, ``python -m``, ``CliRunner``)."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except AuditError as exc:
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(2) from None
+
+
 app = typer.Typer(
+    cls=_AuditGroup,
     name="llm-audit",
     help="Audit trail for LLM API calls: capture through a proxy, then search, report and verify.",
     no_args_is_help=True,
@@ -48,23 +62,5 @@ _register_commands()
 
 
 def main() -> None:
-    """Entry point: run the app, turning domain errors into one line and exit code 2."""
-    try:
-        app(standalone_mode=False)
-    except AuditError as exc:
-        typer.echo(f"Error: {exc}", err=True)
-        sys.exit(2)
-    except (typer.Abort, KeyboardInterrupt):
-        typer.echo("Aborted.", err=True)
-        sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            typer.echo(f"Error: {exc.format_message()}", err=True)
-            sys.exit(exc.exit_code if exc.exit_code else 2)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        raise
+    """Entry point of the ``llm-audit`` console script and ``python -m llm_proxy``."""
+    app()

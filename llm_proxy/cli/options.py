@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from llm_proxy.audit import AuditConfig, load_config
+from llm_proxy.redact import RedactionPolicy
 
 __all__ = ["StoreOpt", "ConfigOpt", "FormatOpt", "default_store_path", "resolve"]
 
@@ -46,4 +47,5 @@ def default_store_path() -> str:
 def resolve(store: str | None, config: Path | None) -> tuple[str, AuditConfig]:
     """Load the config and pick the store: flag/env first, then config, then the default."""
     cfg = load_config(config)
+    RedactionPolicy.from_config(cfg)  # a bad rule or kind name fails here, naming it
     return store or cfg.store or default_store_path(), cfg
