@@ -233,3 +233,15 @@ def test_secrets_never_reach_disk(mock, proxy, user):
     assert found.stdout == "", f"secrets on disk in: {found.stdout}"
     # and the Parquet files, once flushed, hold none either (checked after the proxy stops in
     # test_kill9; here the journal is what exists)
+
+
+def test_untrusted_upstream_certificate_is_a_tls_error(mock, tmp_path, user):
+    """A proxy that does not trust the upstream's CA refuses it, and records why."""
+    with ProxyProcess(store=tmp_path / "store", confdir=tmp_path / "mitm",
+                      intercept=["127.0.0.1"]) as strict:
+        client = openai_client(mock.url, strict.url, strict.ca_bundle, max_retries=0,
+                               default_headers={"x-user-id": user})
+        with pytest.raises(openai.APIStatusError):
+            client.chat.completions.create(model="gpt-4o-mini", messages=MSG)
+        [r] = records(strict.store, f"user_id = '{user}'", expect=1)
+    assert r["error_type"] == "tls" and "certificate" in r["error_message"].lower()

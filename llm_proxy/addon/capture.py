@@ -27,6 +27,7 @@ from typing import Any
 
 from mitmproxy import ctx, exceptions, http, tls
 
+from llm_proxy.addon.credentials import sanitize_query
 from llm_proxy.addon.worker import ACK, FRAME_HEADER, encode_frame
 from llm_proxy.audit import AuditConfig, load_config
 from llm_proxy.errors import ConfigError
@@ -298,8 +299,9 @@ class AuditAddon:
             await fut  # the watchdog fails it after _ACK_TIMEOUT_S
         except (TimeoutError, RuntimeError) as exc:
             # An audit log fails closed: the client does not get an unrecorded response.
-            log.error("llm-audit: record of %s %s not journaled (%s); failing the request",
-                      flow.request.method, flow.request.pretty_url, exc or "timeout")
+            log.error("llm-audit: record of %s %s%s not journaled (%s); failing the request",
+                      flow.request.method, flow.request.host, sanitize_query(flow.request.path),
+                      exc or "timeout")
             flow.kill()
 
     def error(self, flow: http.HTTPFlow) -> None:
