@@ -104,3 +104,20 @@ def test_worker_killed_is_restarted_and_nothing_is_lost(mock, tmp_path: Path):
         assert "restarting" in proxy.log_tail(50)
     rows = records(store, "user_id = 'restart'", columns="id")
     assert len(rows) == 10 and len({r["id"] for r in rows}) == 10
+
+
+def test_two_proxies_share_one_store(mock, tmp_path: Path):
+    """Same host name, same store: file names never collide and every record is kept."""
+    store = tmp_path / "store"
+    a = ProxyProcess(store=store, confdir=tmp_path / "mitm", upstream_ca=Path(mock.ca_cert_path))
+    b = ProxyProcess(store=store, confdir=tmp_path / "mitm", upstream_ca=Path(mock.ca_cert_path))
+    with a, b:
+        for proxy, user in ((a, "shared-a"), (b, "shared-b")):
+            client = openai_client(mock.url, proxy.url, proxy.ca_bundle,
+                                   default_headers={"x-user-id": user})
+            for _ in range(5):
+                client.chat.completions.create(model="gpt-4o-mini", messages=MSG)
+    files = list(store.rglob("*.parquet"))
+    assert len(files) == len({f.name for f in files}) >= 2
+    rows = records(store, "user_id like 'shared-%'", columns="id, user_id")
+    assert len(rows) == 10 and len({r["id"] for r in rows}) == 10

@@ -98,7 +98,7 @@ def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> 
         nonlocal batch, seq
         if batch.records:
             flusher.jobs.put(batch)
-            seq = _next_seq(seq)
+            seq = _next_seq(batch.segment.seq)
             batch = _Batch(journal_dir, instance, cfg, seq)
         else:
             batch.opened = time.monotonic()

@@ -44,10 +44,16 @@ class JournalSegment:
     def __init__(self, journal_dir: Path, instance: str, seq: int, *, fsync: str,
                  fsync_interval_s: float) -> None:
         make_dirs(journal_dir)
-        self.path = journal_dir / segment_name(instance, seq)
+        while True:  # another proxy of the same name may share the store: never reuse a segment
+            self.path = journal_dir / segment_name(instance, seq)
+            try:
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND,
+                                   FILE_MODE)
+                break
+            except FileExistsError:
+                seq += 1
         self.seq = seq
         self.count = 0
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
         # Held until the segment is flushed and closed: replay skips segments a live writer holds.
         fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._fsync = fsync
