@@ -12,6 +12,7 @@ it is what the writer would have produced) and is written with ``llm_proxy.store
 under ``llm_proxy.store.layout`` names: the same encoder, compression and partitions as the proxy.
 
 Usage: python benchmarks/synth.py STORE [--records 1000000] [--days 30] [--files-per-hour 1]
+       [--compacted]
 """
 
 from __future__ import annotations
@@ -31,12 +32,13 @@ import pyarrow.compute as pc
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from llm_proxy.schema import RECORD_SCHEMA  # noqa: E402
-from llm_proxy.store.finalize import publish  # noqa: E402
-from llm_proxy.store.layout import parquet_name, partition_dir  # noqa: E402
-from llm_proxy.store.parquet import records_to_table  # noqa: E402
+from llm_proxy.schema import RECORD_SCHEMA
+from llm_proxy.store.compact import indexed_table
+from llm_proxy.store.finalize import publish
+from llm_proxy.store.layout import parquet_name, partition_dir
+from llm_proxy.store.parquet import records_to_table
 
-__all__ = ["NEEDLES", "SynthSpec", "generate_hours", "write_store", "hour_table"]
+__all__ = ["NEEDLES", "SynthSpec", "generate_hours", "hour_table", "write_store"]
 
 HOUR_US = 3_600_000_000
 
@@ -58,20 +60,7 @@ NEEDLES = [
     ("Please reconcile the quarterly invoice batch before the audit closes.", 2000.0),
 ]
 
-_WORDS_BASE = (
-    "the of and to in a is that for it as was with be by on not he this are or his from at which "
-    "but have an they you were her she there been one all we their has would when if so no will "
-    "can more about what up said out do into time only some could new them other than then now "
-    "may its like just over also back after use two how our work first well way even because any "
-    "these give day most us data model user customer order invoice payment account report query "
-    "table service request response error latency deploy release build test review summary "
-    "draft email meeting schedule project team budget forecast revenue churn ticket incident "
-    "outage database cluster kubernetes python function class return value list string number "
-    "translate explain rewrite improve summarize classify extract sentiment policy contract "
-    "legal compliance security access token password rotate migrate upgrade version document "
-    "analysis chart metric dashboard quarterly annual growth market product feature roadmap "
-    "priority bug fix patch pull merge branch commit pipeline staging production rollback"
-).split()
+_WORDS_BASE = ["the", "of", "and", "to", "in", "a", "is", "that", "for", "it", "as", "was", "with", "be", "by", "on", "not", "he", "this", "are", "or", "his", "from", "at", "which", "but", "have", "an", "they", "you", "were", "her", "she", "there", "been", "one", "all", "we", "their", "has", "would", "when", "if", "so", "no", "will", "can", "more", "about", "what", "up", "said", "out", "do", "into", "time", "only", "some", "could", "new", "them", "other", "than", "then", "now", "may", "its", "like", "just", "over", "also", "back", "after", "use", "two", "how", "our", "work", "first", "well", "way", "even", "because", "any", "these", "give", "day", "most", "us", "data", "model", "user", "customer", "order", "invoice", "payment", "account", "report", "query", "table", "service", "request", "response", "error", "latency", "deploy", "release", "build", "test", "review", "summary", "draft", "email", "meeting", "schedule", "project", "team", "budget", "forecast", "revenue", "churn", "ticket", "incident", "outage", "database", "cluster", "kubernetes", "python", "function", "class", "return", "value", "list", "string", "number", "translate", "explain", "rewrite", "improve", "summarize", "classify", "extract", "sentiment", "policy", "contract", "legal", "compliance", "security", "access", "token", "password", "rotate", "migrate", "upgrade", "version", "document", "analysis", "chart", "metric", "dashboard", "quarterly", "annual", "growth", "market", "product", "feature", "roadmap", "priority", "bug", "fix", "patch", "pull", "merge", "branch", "commit", "pipeline", "staging", "production", "rollback"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +73,7 @@ class SynthSpec:
     seed: int = 7
     files_per_hour: int = 1
     instance: str = "synth"
+    compacted: bool = False  # write each hour as `llm-audit compact` leaves it (one indexed file)
 
 
 class _Pool:
@@ -146,6 +136,7 @@ class _Generator:
     """Draws whole hours of records as Arrow tables."""
 
     def __init__(self, seed: int) -> None:
+        self.seed = seed
         self.rng = np.random.default_rng(seed)
         rng = self.rng
         self.users = [f"user-{i:04d}" for i in range(2000)] + ["svc-billing", "svc-support",
@@ -218,7 +209,8 @@ class _Generator:
         self.pool = pool
 
     def hour(self, start_us: int, n: int) -> pa.Table:
-        rng = self.rng
+        # one generator per hour: the same store whichever worker makes which hour
+        rng = self.rng = np.random.default_rng((self.seed, start_us // HOUR_US))
         ts = np.sort(rng.integers(start_us, start_us + HOUR_US, size=n))
         route_idx = rng.choice(len(self.routes), size=n, p=self.route_p)
         model_names = np.empty(n, dtype=object)
@@ -291,9 +283,9 @@ class _Generator:
             return pa.DictionaryArray.from_arrays(pa.array(code_idx, pa.int32()),
                                                   pa.array(values, pa.string())).cast(pa.string())
 
-        route_col = lambda j: pa.DictionaryArray.from_arrays(  # noqa: E731
+        route_col = lambda j: pa.DictionaryArray.from_arrays(
             pa.array(route_idx, pa.int32()), pa.array([r[j] for r in self.routes])).cast(pa.string())
-        str_of = lambda values, idx: pa.DictionaryArray.from_arrays(  # noqa: E731
+        str_of = lambda values, idx: pa.DictionaryArray.from_arrays(
             pa.array(idx, pa.int32()), pa.array(values)).cast(pa.string())
         ua = [f"OpenAI/Python 1.{v}.0" for v in range(40, 60)] + \
              [f"Anthropic/Python 0.{v}.0" for v in range(40, 50)]
@@ -373,27 +365,53 @@ class _Generator:
 
 def hour_table(start_us: int, n: int, seed: int = 7) -> pa.Table:
     """One hour of ``n`` records starting at ``start_us`` (UTC microseconds)."""
-    return _Generator(seed).hour(start_us, n)
+    return _make_hour((seed, start_us, n, False, 0))[1]
 
 
-def generate_hours(spec: SynthSpec) -> Iterator[tuple[int, pa.Table]]:
-    """(hour start in µs, table) for every hour of ``spec``, oldest first."""
+def _hour_counts(spec: SynthSpec) -> tuple[int, np.ndarray]:
     end = spec.end or datetime.now(UTC)
     end_us = int(end.timestamp() * 1_000_000)
     last_hour = end_us - end_us % HOUR_US
     hours = spec.days * 24
     first_hour = last_hour - (hours - 1) * HOUR_US
-    gen = _Generator(spec.seed)
     # daily rhythm: business hours are busier
     hour_of_day = (np.arange(hours) + (first_hour // HOUR_US)) % 24
     weight = 0.4 + np.exp(-((hour_of_day - 14) ** 2) / 18.0)
     counts = np.floor(weight / weight.sum() * spec.records).astype(np.int64)
     counts[-1] += spec.records - counts.sum()
-    for i in range(hours):
-        start = first_hour + i * HOUR_US
-        n = int(counts[i])
-        if n:
-            yield start, gen.hour(start, n)
+    return first_hour, counts
+
+
+_WORKER: _Generator | None = None
+
+
+def _make_hour(job: tuple[int, int, int, bool, int]) -> tuple[int, pa.Table, str | None]:
+    """In a worker process: one hour's table (indexed when compacted) and its file name."""
+    global _WORKER
+    seed, start, n, compacted, seq = job
+    if _WORKER is None or _WORKER.seed != seed:
+        _WORKER = _Generator(seed)
+    table = _WORKER.hour(start, n)
+    if not compacted:
+        return start, table, None
+    name = parquet_name("compact", seq)
+    return start, indexed_table(table, name), name
+
+
+def generate_hours(spec: SynthSpec, workers: int = 2
+                   ) -> Iterator[tuple[int, pa.Table, str | None]]:
+    """(hour start in µs, table, compacted file name) for every hour of ``spec``, oldest first."""
+    first_hour, counts = _hour_counts(spec)
+    seq = int(time.time() * 1_000_000)
+    jobs = [(spec.seed, first_hour + i * HOUR_US, int(n), spec.compacted, seq + i)
+            for i, n in enumerate(counts) if n]
+    if workers <= 1:
+        yield from map(_make_hour, jobs)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        yield from pool.map(_make_hour, jobs, chunksize=1)
 
 
 def check_against_writer(table: pa.Table) -> None:
@@ -410,20 +428,22 @@ def write_store(store: Path, spec: SynthSpec, progress: bool = True) -> dict[str
     t0 = time.perf_counter()
     written = records = files = 0
     checked = False
-    seq = int(time.time() * 1_000_000)
-    for start, table in generate_hours(spec):
+    seq = int(time.time() * 1_000_000) + 10_000_000
+    for start, table, name in generate_hours(spec):
         if not checked:
             check_against_writer(table)
             checked = True
         dt = datetime.fromtimestamp(start / 1e6, tz=UTC)
         folder = store / partition_dir(dt.strftime("%Y-%m-%d"), dt.strftime("%H"))
-        parts = np.array_split(np.arange(table.num_rows), spec.files_per_hour)
         new_files = []
-        for part in parts:
-            if part.size:
-                seq += 1
-                new_files.append((table.slice(int(part[0]), int(part.size)),
-                                  folder / parquet_name(spec.instance, seq)))
+        if name is not None:
+            new_files.append((table, folder / name))
+        else:
+            for part in np.array_split(np.arange(table.num_rows), spec.files_per_hour):
+                if part.size:
+                    seq += 1
+                    new_files.append((table.slice(int(part[0]), int(part.size)),
+                                      folder / parquet_name(spec.instance, seq)))
         publish(store, new_files, reason="flush")
         files += len(new_files)
         records += table.num_rows
@@ -445,9 +465,12 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--files-per-hour", type=int, default=1)
+    parser.add_argument("--compacted", action="store_true",
+                        help="one indexed file per hour, as `llm-audit compact` leaves it")
     args = parser.parse_args()
     stats = write_store(args.store, SynthSpec(records=args.records, days=args.days,
-                                              files_per_hour=args.files_per_hour))
+                                              files_per_hour=args.files_per_hour,
+                                              compacted=args.compacted))
     print(f"{stats['records']:,} records, {stats['files']:,} files, "
           f"{stats['bytes'] / stats['records']:.0f} bytes/record, {stats['seconds']:.1f}s")
 

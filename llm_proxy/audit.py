@@ -103,6 +103,8 @@ class AuditConfig:
     pseudonym_secret: str | None = field(default=None, repr=False)  # or LLM_AUDIT_PSEUDONYM_SECRET
     redact_fields: dict[str, str] = field(default_factory=dict)  # field -> redact|drop|keep
     metadata_only: bool = False
+    # --- integrity ---------------------------------------------------------------------------
+    signing_key_path: str | None = None  # Ed25519 key of the chain; default inside the store
     # --- exporters -------------------------------------------------------------------------------
     exporters: list[LogExporter] = field(default_factory=list)
     # --- capture ---------------------------------------------------------------------------------

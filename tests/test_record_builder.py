@@ -84,3 +84,34 @@ def test_garbage_never_raises():
     for body in (b"\xff\xfe\x00garbage", b"{not json", b"", None):
         r = build(capture(rqb=body, rsb=body, rsh=((b"content-encoding", b"br"),)))
         assert r["id"] and r["status_code"] == 200
+
+
+def test_cost_is_priced_from_the_shipped_table():
+    r = build(capture())
+    assert r["price_version"] and r["cost_usd"] is not None and r["cost_usd"] > 0
+    parts = ("cost_input_usd", "cost_cached_input_usd", "cost_cache_write_usd", "cost_output_usd",
+             "cost_reasoning_usd", "cost_request_usd")
+    assert abs(sum(r[p] for p in parts) - r["cost_usd"]) < 1e-12
+
+
+def test_missing_usage_is_estimated_and_marked():
+    resp = {"id": "c1", "object": "chat.completion", "model": "gpt-4o",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "word " * 40},
+                         "finish_reason": "stop"}]}
+    r = build(capture(rsh=((b"content-type", b"application/json"),), rsb=json.dumps(resp).encode()))
+    assert r["usage_source"] == "estimated"
+    assert r["input_tokens"] > 0 and r["output_tokens"] >= 20 and r["cost_usd"] > 0
+
+
+def test_unknown_model_has_no_cost_but_a_price_version():
+    cap = capture(rqb=json.dumps({"model": "house-model-7", "messages": []}).encode(),
+                  rsb=gzip.compress(json.dumps({"model": "house-model-7", "choices": [],
+                                                "usage": {"prompt_tokens": 5, "completion_tokens": 1}}).encode()))
+    r = build(cap)
+    assert r["cost_usd"] is None and r["price_version"] and r["input_tokens"] == 5
+
+
+def test_failed_exchange_is_not_estimated():
+    r = build(capture(status=500, rsh=((b"content-type", b"application/json"),),
+                      rsb=b'{"error": {"message": "boom", "type": "server_error"}}'))
+    assert r["usage_source"] == "missing" and r["output_tokens"] is None

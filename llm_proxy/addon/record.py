@@ -25,6 +25,7 @@ from llm_proxy.addon.credentials import (
     sanitize_query,
 )
 from llm_proxy.audit import AuditConfig
+from llm_proxy.pricing import FREE_OPERATIONS, PriceTable, estimate_usage
 from llm_proxy.providers import parse_exchange
 from llm_proxy.redact import Redactor, RedactionPolicy, merge_counts
 import pyarrow as pa
@@ -146,10 +147,12 @@ class RecordBuilder:
     config: AuditConfig
     instance: str
     redactor: Redactor
+    prices: PriceTable
 
     @classmethod
     def from_config(cls, config: AuditConfig, instance: str) -> RecordBuilder:
-        return cls(config, instance, Redactor(RedactionPolicy.from_config(config)))
+        return cls(config, instance, Redactor(RedactionPolicy.from_config(config)),
+                   PriceTable.load(config.prices))
 
     def build(self, cap: dict[str, Any]) -> dict[str, Any]:
         """The record for one capture; never raises (a failure is recorded in error_trace)."""
@@ -272,6 +275,9 @@ class RecordBuilder:
         if for_notes := [n for n in (req.note, resp.note) if n and n != "binary"]:
             record["error_trace"] = "; ".join(for_notes)
 
+        self._usage_and_cost(record, parsed.usage_reported, req.text,
+                             parsed.assembled_response or resp.text)
+
         auth_method, key_id = auth_from_headers(raw_req_h)
         if auth_method == "none":
             query = dict(parse_qsl(cap["path"].partition("?")[2]))
@@ -285,6 +291,39 @@ class RecordBuilder:
         record["redactions"] = json.dumps(merged, sort_keys=True) if merged else None
         self._apply_log_groups(record)
         return record
+
+    def _usage_and_cost(self, record: dict[str, Any], reported: bool, request_text: str | None,
+                        response_text: str | None) -> None:
+        """Tokens the provider did not report are estimated (and marked so); then cost.
+
+        Estimation runs on the clear text (before redaction), only for successful exchanges
+        of operations that bill tokens, so an error or a model listing never gets a guess.
+        """
+        model = record["response_model"] or record["request_model"]
+        operation = record["operation"]
+        status = record["status_code"]
+        if (not reported and status is not None and status < 400 and record["error_type"] is None
+                and operation not in FREE_OPERATIONS and (request_text or response_text)):
+            est_in, est_out = estimate_usage(provider=record["provider"], operation=operation,
+                                             request_body=request_text,
+                                             response_body=response_text, model=model)
+            if est_in or est_out:
+                if record["input_tokens"] is None:
+                    record["input_tokens"] = est_in
+                if record["output_tokens"] is None:
+                    record["output_tokens"] = est_out
+                record["total_tokens"] = record["input_tokens"] + record["output_tokens"]
+                record["usage_source"] = "estimated"
+        cost = self.prices.cost(
+            provider=record["provider"], model=model, operation=operation,
+            input_tokens=record["input_tokens"], output_tokens=record["output_tokens"],
+            cached_input_tokens=record["cached_input_tokens"],
+            cache_write_tokens=record["cache_write_tokens"],
+            reasoning_tokens=record["reasoning_tokens"])
+        if cost is not None:
+            record.update(cost.as_columns())
+        else:  # tokens used by a model with no price: null cost, listed by `report cost`
+            record["price_version"] = self.prices.version
 
     def _redact_headers(self, headers: dict[str, str], field: str) -> tuple[str | None, dict[str, int]]:
         mode = self.redactor.field_mode(field)

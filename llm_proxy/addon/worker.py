@@ -83,6 +83,8 @@ def _next_seq(last: int) -> int:
 def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> None:
     """Receive captures until EOF; journal, acknowledge, batch and flush them."""
     make_dirs(store)
+    if cfg.signing_key_path:  # the integrity chain signs with the configured key
+        os.environ.setdefault("LLM_AUDIT_SIGNING_KEY", cfg.signing_key_path)
     journal_dir = store / JOURNAL_DIR
     already_journaled: set[str] = set()
     replay(store, already_journaled)

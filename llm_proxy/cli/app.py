@@ -38,6 +38,8 @@ _COMMAND_MODULES = (
     "llm_proxy.cli.proxy",
     "llm_proxy.cli.query",
     "llm_proxy.cli.search",
+    "llm_proxy.cli.tail",
+    "llm_proxy.cli.export",
     "llm_proxy.cli.report",
     "llm_proxy.cli.retention",
     "llm_proxy.cli.redact",

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from llm_proxy.redact.engine import Redactor
 from llm_proxy.redact.policy import BODY_FIELDS, FIELDS
+from llm_proxy.store.exports import EXPORTS_FILE, export_paths
 
 __all__ = ["DROPPED_FIELD", "SCANNED_SUFFIXES", "Finding", "ScanReport", "scan_store"]
 
@@ -33,7 +34,7 @@ DROPPED_FIELD = "dropped_field"
 # Bookkeeping files of the store and its writers, not record data: locks, the integrity
 # hash chain, saved queries, legal holds, storage tiers.
 _SKIPPED_SUFFIXES = (".lock", ".tmp", ".pid")
-_STATE_FILES = frozenset({"chain.jsonl", "queries.json", "holds.json", "tiers.json"})
+_STATE_FILES = frozenset({"chain.jsonl", "queries.json", "holds.json", "tiers.json", EXPORTS_FILE})
 # Columns the proxy fills by design (an IP, a host, a fingerprint): secrets only.
 _METADATA_COLUMNS = frozenset({
     "id", "ts", "proxy_instance", "method", "host", "endpoint", "http_version", "client_ip",
@@ -64,9 +65,13 @@ class ScanReport:
 def scan_store(root: Path, redactor: Redactor, *, since: datetime | None = None) -> ScanReport:
     """Scan every record-bearing file under ``root`` (optionally only those modified since)."""
     report = ScanReport()
-    for path in _files(root, since):
+    inside = list(_files(root, since))
+    cutoff = since.timestamp() if since else None
+    exported = [p for p in export_paths(root)  # exports it made, wherever they were written
+                if cutoff is None or p.stat().st_mtime >= cutoff]
+    for path in inside + exported:
         report.files += 1
-        rel = path.relative_to(root).as_posix()
+        rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
         reader = _READERS.get(path.suffix, _text_records)
         for row, cells in reader(path):
             report.records += 1

@@ -23,6 +23,7 @@ Nothing is ever rewritten in place: a changed file is a new file plus a removal.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -50,14 +51,16 @@ from llm_proxy.store.signing import (
     public_pem,
     public_raw,
 )
-from llm_proxy.store.tiers import Tiers, list_partitions, partition_files
+from llm_proxy.store.tiers import Tiers, is_temp_name, list_partitions, partition_files
 
-__all__ = ["publish", "record_event", "recover", "PUBLIC_KEY_FILE", "DELAY_ENV"]
+__all__ = ["publish", "record_event", "recover", "sweep_temps", "PUBLIC_KEY_FILE", "DELAY_ENV"]
 
 PUBLIC_KEY_FILE = "signing.pub.pem"
 # Test hook: seconds to sleep between the protocol's steps, so a test can SIGKILL inside them.
 DELAY_ENV = "LLM_AUDIT_TEST_PUBLISH_DELAY"
 _ADOPT_BATCH = 1000
+_ROW_GROUP_ROWS = 128 * 1024
+_ROW_GROUP_BYTES = 64 << 20
 
 _genesis_keys: dict[Path, str] = {}
 
@@ -67,6 +70,7 @@ class _Staged:
     final: Path
     tmp: Path
     digest: FileDigest
+    fd: int  # open with flock held: tells ``sweep_temps`` its owner is alive
 
 
 def _temp_for(final: Path, stage: str) -> Path:
@@ -82,14 +86,25 @@ def _encode(data: pa.Table | pa.RecordBatchReader, fh: BinaryIO) -> None:
     if isinstance(data, pa.Table):
         encode_parquet(data, fh)
         return
-    # A stream (archive merges): constant memory whatever the day's volume.
+    # A stream (archive merges): bounded memory whatever the day's volume, while small input
+    # batches (one per hourly file) are coalesced so the file gets few, large row groups.
     with pq.ParquetWriter(fh, data.schema, compression="zstd", compression_level=3,
                           use_dictionary=True, write_statistics=True) as writer:
+        pending: list[pa.RecordBatch] = []
+        rows = size = 0
         for batch in data:
-            writer.write_batch(batch)
+            pending.append(batch)
+            rows += batch.num_rows
+            size += batch.nbytes
+            if rows >= _ROW_GROUP_ROWS or size >= _ROW_GROUP_BYTES:
+                writer.write_table(pa.Table.from_batches(pending, schema=data.schema))
+                pending, rows, size = [], 0, 0
+        if pending:
+            writer.write_table(pa.Table.from_batches(pending, schema=data.schema))
 
 
 def _stage(data: pa.Table | pa.RecordBatchReader, final: Path, stage: str) -> _Staged:
+    """Write a stage file, holding ``flock`` on it until the publish ends (see ``sweep_temps``)."""
     tmp = _temp_for(final, stage)
     for attempt in range(3):
         make_dirs(final.parent)
@@ -100,14 +115,17 @@ def _stage(data: pa.Table | pa.RecordBatchReader, final: Path, stage: str) -> _S
             if attempt == 2:
                 raise
     try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         with os.fdopen(fd, "wb", closefd=False) as fh:
             _encode(data, fh)
             fh.flush()
         os.fsync(fd)
-    finally:
+        os.fchmod(fd, FINAL_FILE_MODE)
+        return _Staged(final, tmp, describe_file(tmp), fd)
+    except BaseException:
         os.close(fd)
-    os.chmod(tmp, FINAL_FILE_MODE)
-    return _Staged(final, tmp, describe_file(tmp))
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _prune_empty_dirs(tiers: Tiers, folders: Iterable[Path]) -> None:
@@ -160,7 +178,7 @@ def _drop_stale_temps(final: Path, keep: Path) -> None:
         return
     for name in names:
         if name.startswith(prefix) and name.endswith(".tmp") and name != keep.name:
-            (final.parent / name).unlink(missing_ok=True)
+            _remove_if_orphaned(final.parent / name)
 
 
 def _check_key(store: Path, path: Path, key: Ed25519PrivateKey) -> None:
@@ -260,6 +278,9 @@ def publish(store: Path, new_files: Sequence[tuple[pa.Table | pa.RecordBatchRead
                     raise StoreError(_gone_message(target))
             fresh = []
             for item in staged:
+                if not item.tmp.exists():
+                    raise StoreError(f"staging file {item.tmp} vanished before it was published "
+                                     "(removed by hand?); nothing was changed, re-run")
                 if os.path.lexists(item.final):
                     item.tmp.unlink(missing_ok=True)
                 else:
@@ -286,6 +307,9 @@ def publish(store: Path, new_files: Sequence[tuple[pa.Table | pa.RecordBatchRead
             for item in staged:
                 item.tmp.unlink(missing_ok=True)
         raise
+    finally:
+        for item in staged:
+            os.close(item.fd)
     return [item.final for item in staged]
 
 
@@ -300,6 +324,50 @@ def record_event(store: Path, op: str, payload: Mapping[str, Any]) -> int:
     with chain_lock(store):
         path, key, tail = _open_chain(store, Tiers.of(store))
         return chainlog.append(path, key, tail, {"op": op, **payload}).seq
+
+
+def _remove_if_orphaned(path: Path) -> int:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return 0
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # a live publish is staging it
+            return 0
+        path.unlink(missing_ok=True)
+        return 1
+    finally:
+        os.close(fd)
+
+
+def sweep_temps(store: Path, folders: Iterable[Path] | None = None) -> int:
+    """Delete stage files of processes killed before their commit; returns how many.
+
+    A live stager holds ``flock`` on its stage file, so a file whose lock is free belongs to a
+    dead process. Runs under the chain lock after the roll-forward, so a committed stage file
+    (its entry is the chain's tail) is renamed into place, never swept. Erasure sweeps the whole
+    store (a dead stage file may hold the subject's records); retention the folders it touches.
+    """
+    store = Path(store)
+    tiers = Tiers.of(store)
+    removed = 0
+    with chain_lock(store):
+        tail = chainlog.read_tail(chainlog.chain_path(store))
+        if tail is not None:
+            _apply(tiers, tail.entry)
+        if folders is None:
+            folders = [p.path for p in list_partitions(tiers)]
+        for folder in folders:
+            try:
+                names = os.listdir(folder)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for name in names:
+                if is_temp_name(name):
+                    removed += _remove_if_orphaned(Path(folder) / name)
+    return removed
 
 
 def recover(store: Path) -> None:

@@ -44,18 +44,21 @@ class JournalSegment:
     def __init__(self, journal_dir: Path, instance: str, seq: int, *, fsync: str,
                  fsync_interval_s: float) -> None:
         make_dirs(journal_dir)
+        # Created and locked under a hidden name, then linked into place: replay (which skips
+        # segments a live writer holds) can never see a segment before its lock is taken.
+        tmp = journal_dir / f".{segment_name(instance, seq)}.{os.getpid()}.new"
+        self._fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, FILE_MODE)
+        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held until flushed and closed
         while True:  # another proxy of the same name may share the store: never reuse a segment
             self.path = journal_dir / segment_name(instance, seq)
             try:
-                self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND,
-                                   FILE_MODE)
+                os.link(tmp, self.path)
                 break
             except FileExistsError:
                 seq += 1
+        tmp.unlink()
         self.seq = seq
         self.count = 0
-        # Held until the segment is flushed and closed: replay skips segments a live writer holds.
-        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._fsync = fsync
         self._dirty = False
         self._lock = threading.Lock()

@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from llm_proxy.schema import RECORD_SCHEMA
-from llm_proxy.store.finalize import publish, recover
+from llm_proxy.store.finalize import publish, recover, sweep_temps
 from llm_proxy.store.holds import Hold, active_holds, held_mask, holds_overlapping
 from llm_proxy.store.journal import list_segments
 from llm_proxy.store.layout import JOURNAL_DIR, parquet_name
@@ -44,14 +44,13 @@ from llm_proxy.store.tiers import (
     Partition,
     Tiers,
     configure_archive,
-    is_temp_name,
+    day_start,
     list_partitions,
     partition_files,
 )
 
 __all__ = ["Policy", "Plan", "ArchiveDay", "Action", "plan", "apply", "status", "TierUsage"]
 
-_STALE_TEMP_S = 3600  # a temp this old belongs to a process that died before committing
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +82,7 @@ class Plan:
 
 
 def _day_end(date: str) -> datetime:
-    return Partition("archive", date, None, Path()).end
+    return day_start(date) + timedelta(days=1)
 
 
 def plan(partitions: Sequence[Partition], holds: Sequence[Hold], now: datetime,
@@ -136,6 +135,23 @@ class Report:
     actions: list[Action] = field(default_factory=list)
     dry_run: bool = False
 
+    GROUPED_COLUMNS = ("action", "tier", "partitions", "first", "last", "files", "records",
+                       "bytes", "detail")
+
+    def grouped(self) -> list[tuple[Any, ...]]:
+        """One row per (action, tier, detail) — what a person reads; machines get ``actions``."""
+        groups: dict[tuple[str, str, str], list[Action]] = defaultdict(list)
+        for a in self.actions:
+            groups[(a.action, a.tier, a.detail if a.action != "archive" else "")].append(a)
+        rows = []
+        for (action, tier, detail), items in groups.items():
+            labels = [a.partition for a in items]
+            rows.append((action, tier, len(items), min(labels), max(labels),
+                         sum(a.files for a in items), sum(a.records for a in items),
+                         sum(a.bytes for a in items),
+                         detail or "hourly partitions merged into one archive file per day"))
+        return rows
+
     def summary(self) -> str:
         verb = "would " if self.dry_run else ""
         if not self.actions:
@@ -168,16 +184,9 @@ def _bytes(files: Sequence[Path]) -> int:
     return sum(f.stat().st_size for f in files)
 
 
-def _tidy(tiers: Tiers, partition: Partition) -> None:
-    """Drop stale temps of dead processes and the folder if that leaves it empty."""
-    now = time.time()
-    try:
-        entries = list(os.scandir(partition.path))
-    except FileNotFoundError:
-        return
-    for e in entries:
-        if is_temp_name(e.name) and now - e.stat().st_mtime > _STALE_TEMP_S:
-            os.unlink(e.path)
+def _tidy(store: Path, tiers: Tiers, partition: Partition) -> None:
+    """Drop stage files of dead processes, then the folder if that leaves it empty."""
+    sweep_temps(store, [partition.path])
     folder = partition.path
     while folder not in (tiers.hot, tiers.archive):
         try:
@@ -207,8 +216,9 @@ def _archive_day(store: Path, tiers: Tiers, day: ArchiveDay, dry_run: bool,
     hot_files = [f for p in day.hours for f in partition_files(p)]
     old_archive = partition_files(day.existing) if day.existing else []
     if not hot_files:
-        for p in day.hours:
-            _tidy(tiers, p)
+        if not dry_run:
+            for p in day.hours:
+                _tidy(store, tiers, p)
         return None
     sources = old_archive + hot_files
     action = Action("archive", "hot", day.date, len(hot_files), _records(hot_files),
@@ -221,8 +231,9 @@ def _archive_day(store: Path, tiers: Tiers, day: ArchiveDay, dry_run: bool,
     reader = pa.RecordBatchReader.from_batches(RECORD_SCHEMA, _aligned_batches(sources))
     publish(store, [(reader, target)], remove=sources, reason="archive",
             detail={"date": day.date, "hours": len(day.hours)})
+    sweep_temps(store, [target.parent])  # an earlier run killed while staging this day
     for p in day.hours:
-        _tidy(tiers, p)
+        _tidy(store, tiers, p)
     return action
 
 
@@ -230,13 +241,13 @@ def _delete(store: Path, tiers: Tiers, p: Partition, dry_run: bool) -> Action | 
     files = partition_files(p)
     if not files:
         if not dry_run:
-            _tidy(tiers, p)
+            _tidy(store, tiers, p)
         return None
     action = Action("delete", p.tier, p.label, len(files), _records(files), _bytes(files),
                     "past retention")
     if not dry_run:
         publish(store, [], remove=files, reason="retention", detail={"partition": p.label})
-        _tidy(tiers, p)
+        _tidy(store, tiers, p)
     return action
 
 
@@ -269,12 +280,12 @@ def _held(store: Path, tiers: Tiers, p: Partition, holds: Sequence[Hold], dry_ru
     if dropped:
         gone = drop_files + [old for _, old, _ in rewrites]
         actions.append(Action("delete" if not rewrites and not keep_files else "prune", p.tier,
-                              p.label, len(gone), dropped, _bytes(drop_files),
+                              p.label, len(gone), dropped, _bytes(gone),
                               f"past retention, not covered by {names}"))
         if not dry_run:
             publish(store, [(t, new) for t, _, new in rewrites], remove=gone, reason="retention",
                     detail={"partition": p.label, "kept_for": [h.name for h in holds]})
-            _tidy(tiers, p)
+            _tidy(store, tiers, p)
     return actions
 
 

@@ -25,15 +25,15 @@ from llm_proxy.store.textindex import SEPARATOR_RE2, TEXT_COLUMNS, words
 from llm_proxy.timeparse import parse_time
 
 __all__ = [
+    "SUMMARY_COLUMNS",
     "Filters",
     "Term",
-    "parse_terms",
-    "status_condition",
     "build_where",
-    "time_range",
-    "snippet",
+    "parse_terms",
     "prompt_preview",
-    "SUMMARY_COLUMNS",
+    "snippet",
+    "status_condition",
+    "time_range",
 ]
 
 # What a search returns per record: enough for the table and for scripts; `show` has the rest.
@@ -92,6 +92,10 @@ class Term:
         tail = "" if self.prefix else f"(?:{sep}|$)"
         return f"(?i)(?:^|{sep}){body}{tail}"
 
+    def literal(self) -> str:
+        """RE2 pattern of the term's longest word as a plain substring: a fast pre-filter."""
+        return "(?i)" + re.escape(max(self.words, key=len))
+
     def index_keys(self) -> list[tuple[str, bool]]:
         """(word, is_prefix) pairs every matching file's word index must contain."""
         last = len(self.words) - 1
@@ -117,7 +121,7 @@ def parse_terms(text: str | None) -> list[Term]:
     return terms
 
 
-_STATUS = re.compile(r"^(?:(?P<code>[1-5]\d\d)|(?P<cls>[1-5])xx)$", re.I)
+_STATUS = re.compile(r"^(?:(?P<code>[1-5]\d\d)|(?P<cls>[1-5])xx)$", re.IGNORECASE)
 
 
 def status_condition(spec: str) -> tuple[str, list[Any]]:
@@ -192,9 +196,10 @@ def build_where(filters: Filters, since: datetime | None, until: datetime | None
     if filters.key_id:
         add("contains(key_id, ?)", [filters.key_id])
     for term in terms:
-        pattern = term.regex()
-        add("(" + " OR ".join(f"regexp_matches({c}, ?)" for c in TEXT_COLUMNS) + ")",
-            [pattern] * len(TEXT_COLUMNS))
+        # a cheap case-insensitive literal first; the word-boundary regex only where it hits
+        for pattern in (term.literal(), term.regex()):
+            add("(" + " OR ".join(f"regexp_matches({c}, ?)" for c in TEXT_COLUMNS) + ")",
+                [pattern] * len(TEXT_COLUMNS))
     if filters.where:
         conds.append(f"({filters.where})")
     return (" AND ".join(conds) or "TRUE"), params
@@ -207,14 +212,14 @@ _PY_SEP = r"(?:\\[nrtbf]|\\u[0-9a-fA-F]{4}|[\W_])"
 def _py_regex(term: Term) -> re.Pattern[str]:
     body = f"{_PY_SEP}+".join(re.escape(w) for w in term.words)
     tail = "" if term.prefix else f"(?={_PY_SEP}|$)"
-    return re.compile(f"(?:^|(?<={_PY_SEP})){body}{tail}", re.I)
+    return re.compile(f"(?:^|{_PY_SEP})({body}){tail}", re.IGNORECASE)
 
 
 def _clean(text: str) -> str:
     return _WS.sub(" ", text).strip()
 
 
-def snippet(texts: list[str | None], terms: list[Term], width: int = 80) -> str:
+def snippet(texts: list[str | None], terms: list[Term], width: int = 60) -> str:
     """About ``width`` characters around the first match of any term, whitespace collapsed."""
     for text in texts:
         if not text:
@@ -222,11 +227,11 @@ def snippet(texts: list[str | None], terms: list[Term], width: int = 80) -> str:
         best: re.Match[str] | None = None
         for term in terms:
             m = _py_regex(term).search(text)
-            if m and (best is None or m.start() < best.start()):
+            if m and (best is None or m.start(1) < best.start(1)):
                 best = m
         if best is None:
             continue
-        before = max(0, best.start() - width // 3)
+        before = max(0, best.start(1) - width // 3)
         piece = text[before:before + width + 40]
         out = _clean(piece)[:width]
         return ("…" if before else "") + out + ("…" if before + len(piece) < len(text) else "")
@@ -243,7 +248,7 @@ def _content_text(content: Any) -> str | None:
     return None
 
 
-def prompt_preview(request_body: str | None, width: int = 80) -> str:
+def prompt_preview(request_body: str | None, width: int = 60) -> str:
     """The last user message of a chat/messages/responses/Gemini request, else the raw start."""
     if not request_body:
         return ""

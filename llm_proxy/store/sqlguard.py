@@ -21,7 +21,7 @@ import duckdb
 
 from llm_proxy.errors import QueryError
 
-__all__ = ["check_read_only", "check_where", "lock_down", "explain_error"]
+__all__ = ["check_read_only", "check_where", "explain_error", "lock_down"]
 
 _ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
@@ -50,10 +50,15 @@ def check_read_only(sql: str, *, what: str = "SQL") -> None:
 
 
 def check_where(expr: str) -> None:
-    """A ``--where`` expression must be a boolean expression, not a way to end the query."""
-    if ";" in expr and len(_parse(f"SELECT 1 FROM flows WHERE ({expr})", "--where error")) != 1:
-        raise QueryError("--where takes one SQL condition, e.g. \"status_code >= 500\"")
-    check_read_only(f"SELECT 1 FROM flows WHERE ({expr})", what="--where")
+    """A ``--where`` must be one boolean condition over the flows columns, nothing else."""
+    try:
+        statements = duckdb.extract_statements(f"SELECT 1 FROM flows WHERE ({expr})")
+    except duckdb.Error as exc:
+        raise QueryError(f"--where {expr!r} is not one SQL condition ({_first_line(exc)}); "
+                         "example: --where \"status_code >= 500\"") from None
+    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+        raise QueryError(f"--where {expr!r} is not one SQL condition; "
+                         "example: --where \"status_code >= 500\"")
 
 
 def lock_down(con: duckdb.DuckDBPyConnection, readable: Sequence[Path]) -> None:

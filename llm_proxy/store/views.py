@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -35,29 +35,29 @@ from llm_proxy.errors import StoreError
 from llm_proxy.schema import COLUMN_GROUPS, COLUMNS
 from llm_proxy.store.journal import list_segments
 from llm_proxy.store.layout import FLOWS_DIR, JOURNAL_DIR
+from llm_proxy.store.locks import LOCKS_DIR, chain_lock
 from llm_proxy.store.parquet import records_to_table
 from llm_proxy.store.tiers import Partition, Tiers, list_partitions, partition_files
 from llm_proxy.store.writer import unflushed_records
 
 __all__ = [
+    "COMPACT_PREFIX",
+    "VIEW_NAMES",
+    "PartitionFiles",
+    "StaleListing",
+    "arrow_reader",
+    "arrow_table",
     "connect",
+    "is_store",
     "journal_table",
     "parquet_glob",
-    "VIEW_NAMES",
-    "COMPACT_PREFIX",
-    "PartitionFiles",
-    "scan_partitions",
-    "is_store",
     "require_store",
     "retrying",
-    "StaleListing",
+    "scan_partitions",
 ]
 
 VIEW_NAMES = ("flows", "requests", "responses", "errors", "security")
 COMPACT_PREFIX = "compact-"  # file names of compaction outputs (layout.parquet_name("compact", …))
-
-T = TypeVar("T")
-
 
 class StaleListing(StoreError):
     """A file listed for the query was removed (compaction, retention) before it was read."""
@@ -95,7 +95,23 @@ def require_store(store: Path) -> None:
 
 def scan_partitions(store: Path, *, since: datetime | None = None,
                     until: datetime | None = None) -> list[PartitionFiles]:
-    """Partitions overlapping [since, until) with their files, newest first; names only."""
+    """Partitions overlapping [since, until) with their files, newest first; names only.
+
+    The listing is taken under the chain lock, shared: a publish (flush, compaction, archive,
+    erase) renames its new files and removes the old ones under that lock held exclusively,
+    so a reader sees the store before or after it, never a record twice or not at all.
+    """
+    with ExitStack() as stack:
+        if (store / LOCKS_DIR).is_dir():  # no locks folder: nothing was ever published
+            try:
+                stack.enter_context(chain_lock(store, shared=True))
+            except OSError:  # a read-only copy of a store: nobody publishes there
+                pass
+        return _scan_partitions(store, since, until)
+
+
+def _scan_partitions(store: Path, since: datetime | None,
+                     until: datetime | None) -> list[PartitionFiles]:
     found = []
     for part in list_partitions(Tiers.of(store)):
         if since is not None and part.end <= since:
@@ -218,7 +234,7 @@ def is_stale_listing(exc: BaseException) -> bool:
         m in str(exc).lower() for m in _STALE_MARKERS)
 
 
-def retrying(run: Callable[[], T], *, attempts: int = 3) -> T:
+def retrying[T](run: Callable[[], T], *, attempts: int = 3) -> T:
     """Run ``run`` (which lists files and queries them); re-run it if a listed file vanished.
 
     Files only disappear after their replacement is durable (``finalize.publish``), so a fresh
@@ -236,3 +252,19 @@ def retrying(run: Callable[[], T], *, attempts: int = 3) -> T:
                 raise
     raise AssertionError("unreachable")
 
+
+
+def arrow_table(con: duckdb.DuckDBPyConnection, sql: str,
+                params: Sequence[object] = ()) -> pa.Table:
+    """Run ``sql`` and return an Arrow table (``to_arrow_table`` since DuckDB 2, ``arrow`` before)."""
+    rel = con.sql(sql, params=list(params))
+    fetch = getattr(rel, "to_arrow_table", None) or rel.arrow
+    return fetch()
+
+
+def arrow_reader(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object],
+                 batch_rows: int) -> pa.RecordBatchReader:
+    """Run ``sql`` and stream the result as Arrow batches."""
+    rel = con.sql(sql, params=list(params))
+    fetch = getattr(rel, "to_arrow_reader", None) or rel.fetch_arrow_reader
+    return fetch(batch_rows)
