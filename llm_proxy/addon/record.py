@@ -296,13 +296,14 @@ class RecordBuilder:
                         response_text: str | None) -> None:
         """Tokens the provider did not report are estimated (and marked so); then cost.
 
-        Estimation runs on the clear text (before redaction), only for successful exchanges
-        of operations that bill tokens, so an error or a model listing never gets a guess.
+        Estimation runs on the clear text (before redaction), only for 2xx exchanges of
+        operations that bill tokens, so an HTTP error or a model listing never gets a guess.
         """
         model = record["response_model"] or record["request_model"]
         operation = record["operation"]
         status = record["status_code"]
-        if (not reported and status is not None and status < 400 and record["error_type"] is None
+        # 2xx even with an error: a stream the client hung up on was still billed
+        if (not reported and status is not None and 200 <= status < 300
                 and operation not in FREE_OPERATIONS and (request_text or response_text)):
             est_in, est_out = estimate_usage(provider=record["provider"], operation=operation,
                                              request_body=request_text,

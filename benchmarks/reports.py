@@ -1,0 +1,135 @@
+"""How long each report takes over ten million records.
+
+Usage: python benchmarks/reports.py [--records 10000000] [--store PATH] [--runs 3]
+
+The store is generated once with ``benchmarks/synth.py`` (realistic records, vectorised,
+written through the real writer: ``records_to_table`` schema, ``publish``, the partition
+layout) into ``--store`` (default: a folder under the system temp dir, reused by later runs).
+Each report is timed in-process the way ``llm-audit report`` runs it: ``connect()`` to the
+store, then the report's one query, best of ``--runs``; wall and CPU seconds are printed with
+the load average, because on a shared two-core machine other processes inflate wall time.
+
+Two columns of results: with ``llm_proxy.store.views.connect`` as it is, and with the views
+bound without ``union_by_name`` (all files share the schema version today), which shows what
+that change to ``views.py`` would buy: reading every file footer again for each bind of each
+view is most of the time of a small report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from llm_proxy.reports import REPORT_KINDS, Scope, build_report, choose_bucket
+from llm_proxy.store import views
+
+GROUPINGS = ("model", "user", "day")
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def ensure_store(store: Path, records: int) -> None:
+    """Generate the synthetic store unless one of that size is already there."""
+    marker = store / f".bench-{records}"
+    if marker.exists():
+        return
+    from synth import SynthSpec, write_store
+
+    print(f"generating {records:,} records into {store} (once) …", file=sys.stderr)
+    stats = write_store(store, SynthSpec(records=records, days=30))
+    print(f"  {stats['files']:,} files, {stats['bytes'] / 1e9:.2f} GB, "
+          f"{stats['seconds']:.0f} s", file=sys.stderr)
+    marker.write_text("ok\n")
+
+
+def _patched_flows_sql(original: Callable[..., str]) -> Callable[..., str]:
+    def flows_sql(*args, **kwargs) -> str:
+        return original(*args, **kwargs).replace("union_by_name = true", "union_by_name = false")
+    return flows_sql
+
+
+def time_report(store: Path, kind: str, by: str, runs: int) -> tuple[float, float, float]:
+    """(best wall seconds, its CPU seconds, its connect seconds) of one report."""
+    first, last = None, None
+    days = sorted(p.name[5:] for p in (store / "flows").iterdir() if p.name.startswith("date="))
+    if days:
+        from datetime import UTC, datetime
+
+        first = datetime.fromisoformat(days[0]).replace(tzinfo=UTC)
+        last = datetime.fromisoformat(days[-1]).replace(tzinfo=UTC)
+    scope = Scope(by=by, bucket=choose_bucket(first, last), limit=25)
+    best = (float("inf"), 0.0, 0.0)
+    for _ in range(runs):
+        c0, t0 = _cpu(), time.perf_counter()
+        con = views.connect(store)
+        t1 = time.perf_counter()
+        build_report(con, kind, scope)
+        con.close()
+        wall, cpu = time.perf_counter() - t0, _cpu() - c0
+        if wall < best[0]:
+            best = (wall, cpu, t1 - t0)
+    return best
+
+
+def run_matrix(store: Path, runs: int, label: str) -> dict[tuple[str, str], tuple]:
+    results = {}
+    print(f"\n{label}")
+    print(f"{'report':8} {'by':6} {'wall s':>7} {'cpu s':>7} {'connect s':>9} {'load':>5}")
+    for kind in REPORT_KINDS:
+        for by in GROUPINGS:
+            wall, cpu, conn = time_report(store, kind, by, runs)
+            results[(kind, by)] = (wall, cpu, conn)
+            flag = "" if wall < 1.0 else "  > 1 s"
+            print(f"{kind:8} {by:6} {wall:7.3f} {cpu:7.3f} {conn:9.3f} "
+                  f"{os.getloadavg()[0]:5.1f}{flag}", flush=True)
+    return results
+
+
+def time_cli(store: Path) -> float:
+    """One end-to-end ``llm-audit report cost --format json`` (interpreter start included)."""
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "llm_proxy", "report", "cost", "--store", str(store),
+                    "--format", "json"], check=True, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=10_000_000)
+    parser.add_argument("--store", type=Path, default=None)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    store = args.store or Path(tempfile.gettempdir()) / f"llm-audit-bench-reports-{args.records}"
+    ensure_store(store, args.records)
+    print(f"store {store}: {len(list((store / 'flows').rglob('*.parquet'))):,} files, "
+          f"{args.records:,} records; {os.cpu_count()} cores")
+    as_is = run_matrix(store, args.runs, "views as they are (connect() binds with union_by_name)")
+    original = views.flows_sql
+    views.flows_sql = _patched_flows_sql(original)
+    try:
+        patched = run_matrix(store, args.runs, "views bound without union_by_name")
+    finally:
+        views.flows_sql = original
+    print(f"\nend to end `llm-audit report cost --format json`: {time_cli(store):.2f} s "
+          "(interpreter start and imports included)")
+    worst = max(w for w, _c, _n in patched.values())
+    print(f"slowest report: {max(w for w, _c, _n in as_is.values()):.2f} s as is, "
+          f"{worst:.2f} s without union_by_name (target < 1 s)")
+
+
+if __name__ == "__main__":
+    main()

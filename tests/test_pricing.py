@@ -1,0 +1,277 @@
+"""Cost with provenance: arithmetic against hand-computed values, aliases, overrides, estimates."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import pytest
+
+from llm_proxy.errors import ConfigError
+from llm_proxy.pricing import PriceTable, estimate_tokens, estimate_usage, heuristic_tokens
+
+TABLE = PriceTable.load()
+
+
+def cost(provider, model, *, inp=None, out=None, cached=None, write=None, reasoning=None,
+         operation="chat", table=TABLE):
+    return table.cost(provider=provider, model=model, operation=operation, input_tokens=inp,
+                      output_tokens=out, cached_input_tokens=cached, cache_write_tokens=write,
+                      reasoning_tokens=reasoning)
+
+
+# ----------------------------------------------------------------------------- arithmetic
+
+def test_input_cached_and_output_components_gpt_4o():
+    # gpt-4o: $2.50 in, $1.25 cached, $10 out per 1M; 1000 in of which 200 cached, 500 out
+    c = cost("openai", "gpt-4o", inp=1000, out=500, cached=200)
+    assert c.cost_input_usd == pytest.approx(800 * 2.50 / 1e6)  # 0.002
+    assert c.cost_cached_input_usd == pytest.approx(200 * 1.25 / 1e6)  # 0.00025
+    assert c.cost_output_usd == pytest.approx(500 * 10.0 / 1e6)  # 0.005
+    assert c.cost_cache_write_usd == c.cost_reasoning_usd == c.cost_request_usd == 0
+    assert c.cost_usd == pytest.approx(0.00725)
+    assert c.price_version == TABLE.version
+
+
+def test_anthropic_cache_reads_and_writes_are_inside_input_tokens():
+    # claude-sonnet-4-5: $3 in, $0.30 cache read, $3.75 cache write, $15 out
+    c = cost("anthropic", "claude-sonnet-4-5-20250929", inp=3000, cached=1000, write=500, out=200)
+    assert c.cost_input_usd == pytest.approx(1500 * 3.0 / 1e6)  # only the uncached 1500
+    assert c.cost_cached_input_usd == pytest.approx(1000 * 0.30 / 1e6)
+    assert c.cost_cache_write_usd == pytest.approx(500 * 3.75 / 1e6)
+    assert c.cost_output_usd == pytest.approx(200 * 15.0 / 1e6)
+    assert c.cost_usd == pytest.approx(0.0045 + 0.0003 + 0.001875 + 0.003)
+
+
+def test_reasoning_is_shown_apart_at_the_output_rate_by_default():
+    # o4-mini: $1.10 in, $4.40 out; OpenAI counts the 1000 reasoning tokens inside the 1100 output
+    c = cost("openai", "o4-mini-2025-04-16", inp=100, out=1100, reasoning=1000)
+    assert c.cost_output_usd == pytest.approx(100 * 4.40 / 1e6)
+    assert c.cost_reasoning_usd == pytest.approx(1000 * 4.40 / 1e6)
+    assert c.cost_usd == pytest.approx(100 * 1.10 / 1e6 + 1100 * 4.40 / 1e6)
+
+
+def test_reasoning_priced_separately_when_the_table_says_so():
+    table = PriceTable.from_toml('version = "t1"\n[models.acme."thinker"]\n'
+                                 "input = 1.0\noutput = 4.0\nreasoning = 20.0\n")
+    c = cost("acme", "thinker", inp=1000, out=1100, reasoning=1000, table=table)
+    assert c.cost_output_usd == pytest.approx(100 * 4.0 / 1e6)
+    assert c.cost_reasoning_usd == pytest.approx(1000 * 20.0 / 1e6)
+    assert c.cost_usd == pytest.approx(0.001 + 0.0004 + 0.02)
+    assert c.price_version == "t1"
+
+
+def test_per_request_fee():
+    # Perplexity sonar: $1 in, $1 out per 1M plus $0.005 per request
+    c = cost("perplexity", "sonar", inp=1000, out=1000)
+    assert c.cost_request_usd == pytest.approx(0.005)
+    assert c.cost_usd == pytest.approx(0.001 + 0.001 + 0.005)
+
+
+@pytest.mark.parametrize("provider,model,inp,out,expected", [
+    # Claude Sonnet 4.5 above 200k input tokens: $6 in / $22.50 out
+    ("anthropic", "claude-sonnet-4-5", 250_000, 1000, 250_000 * 6 / 1e6 + 1000 * 22.5 / 1e6),
+    ("anthropic", "claude-sonnet-4-5", 200_000, 1000, 200_000 * 3 / 1e6 + 1000 * 15 / 1e6),
+    # Gemini 2.5 Pro above 200k: $2.50 in / $15 out
+    ("gemini", "gemini-2.5-pro", 300_000, 2000, 0.75 + 0.03),
+])
+def test_long_context_tier(provider, model, inp, out, expected):
+    assert cost(provider, model, inp=inp, out=out).cost_usd == pytest.approx(expected)
+
+
+def test_cached_reads_default_to_the_input_rate():
+    # mistral-large has no cache price: all 1000 input tokens at $2
+    c = cost("mistral", "mistral-large-latest", inp=1000, cached=100, out=0)
+    assert c.cost_input_usd + c.cost_cached_input_usd == pytest.approx(1000 * 2.0 / 1e6)
+
+
+def test_free_operations_and_empty_usage_cost_zero_even_for_unknown_models():
+    for c in (cost("gemini", "gemini-2.5-pro", inp=5000, operation="count_tokens"),
+              cost("openai", "gpt-4o"),  # a 429: no usage
+              cost("unknown", "corp-llm-13b"),
+              cost("openai", None, operation="models")):
+        assert c is not None and c.cost_usd == 0 and c.price_version == TABLE.version
+
+
+def test_unknown_model_with_tokens_is_none_not_zero():
+    assert cost("unknown", "corp-llm-13b", inp=10, out=5) is None
+    assert cost("openai", None, inp=10, out=5) is None
+
+
+def test_components_always_add_up():
+    rnd = random.Random(6)
+    models = [("openai", "gpt-4o"), ("anthropic", "claude-opus-4-1"), ("gemini", "gemini-2.5-pro"),
+              ("perplexity", "sonar-pro"), ("deepseek", "deepseek-chat")]
+    for _ in range(500):
+        p, m = rnd.choice(models)
+        inp = rnd.randint(0, 400_000)
+        c = cost(p, m, inp=inp, out=rnd.randint(0, 9000), cached=rnd.randint(0, inp // 2),
+                 write=rnd.randint(0, inp // 4), reasoning=rnd.randint(0, 5000))
+        parts = (c.cost_input_usd + c.cost_cached_input_usd + c.cost_cache_write_usd
+                 + c.cost_output_usd + c.cost_reasoning_usd + c.cost_request_usd)
+        assert c.cost_usd == pytest.approx(parts, rel=1e-12)
+        assert min(c.cost_input_usd, c.cost_output_usd, c.cost_reasoning_usd) >= 0
+
+
+# -------------------------------------------------------------------------------- aliases
+
+@pytest.mark.parametrize("provider,model,canonical", [
+    ("openai", "gpt-4o-2024-08-06", ("openai", "gpt-4o")),
+    ("openai", "GPT-4o", ("openai", "gpt-4o")),
+    ("openai", "gpt-4o-2024-05-13", ("openai", "gpt-4o-2024-05-13")),  # its own, older price
+    ("openai", "gpt-4.1-2026-01-01", ("openai", "gpt-4.1")),  # a snapshot newer than the table
+    ("openai", "gpt-3.5-turbo-0125", ("openai", "gpt-3.5-turbo")),
+    ("azure_openai", "gpt-4o-2024-11-20", ("openai", "gpt-4o")),
+    ("anthropic", "claude-3-5-haiku-latest", ("anthropic", "claude-3-5-haiku")),
+    ("anthropic", "claude-sonnet-4@20250514", ("anthropic", "claude-sonnet-4")),  # Vertex
+    ("bedrock", "us.anthropic.claude-3-7-sonnet-20250219-v1:0", ("anthropic", "claude-3-7-sonnet")),
+    ("bedrock", "anthropic.claude-3-5-haiku-20241022-v1:0", ("anthropic", "claude-3-5-haiku")),
+    ("bedrock", "amazon.nova-pro-v1:0", ("bedrock", "amazon.nova-pro")),
+    ("gemini", "models/gemini-2.0-flash-001", ("gemini", "gemini-2.0-flash")),
+    ("openrouter", "anthropic/claude-sonnet-4", ("anthropic", "claude-sonnet-4")),
+    ("openrouter", "google/gemini-2.5-flash", ("gemini", "gemini-2.5-flash")),
+    ("groq", "openai/gpt-oss-120b", ("groq", "openai/gpt-oss-120b")),  # Groq's own price
+    ("groq", "llama-3.3-70b-versatile", ("groq", "llama-3.3-70b-versatile")),
+    ("mistral", "mistral-large-2411", ("mistral", "mistral-large")),
+    ("mistral", "codestral-latest", ("mistral", "codestral")),
+    ("deepseek", "deepseek-reasoner", ("deepseek", "deepseek-reasoner")),
+    ("xai", "grok-4-0709", ("xai", "grok-4")),
+    ("cohere", "command-a-03-2025", ("cohere", "command-a")),
+    ("unknown", "gpt-4o-mini", ("openai", "gpt-4o-mini")),  # a gateway: unique name
+])
+def test_alias_resolution(provider, model, canonical):
+    price = TABLE.resolve(provider, model)
+    assert price is not None, model
+    assert (price.provider, price.model) == canonical
+
+
+@pytest.mark.parametrize("provider,model", [
+    ("openai", "mistral-7b"), ("unknown", "llama3.2"), ("azure_openai", "gpt4o-prod"),
+    ("openai", ""), ("openai", None),
+])
+def test_unknown_names_stay_unknown(provider, model):
+    assert TABLE.resolve(provider, model) is None
+
+
+def test_shipped_table_covers_the_main_providers_with_dated_entries():
+    names = TABLE.model_names()
+    for provider in ("openai", "anthropic", "gemini", "mistral", "groq", "deepseek"):
+        assert sum(p == provider for p, _m in names) >= 2, provider
+    for table in TABLE.models.values():
+        for price in table.values():
+            assert price.since, price.model
+            assert price.input >= 0 and price.output >= 0
+    assert TABLE.version and TABLE.version[:4].isdigit()
+
+
+def test_cost_is_fast_enough_for_the_capture_worker():
+    n = 20_000
+    t0 = time.perf_counter()
+    for i in range(n):
+        cost("openai", "gpt-4o-2024-08-06", inp=1000 + i, out=500, cached=200)
+    assert (time.perf_counter() - t0) / n < 50e-6  # measured ~2 µs
+
+
+# ------------------------------------------------------------------------------- overrides
+
+def test_user_file_overrides_field_by_field_and_extends(tmp_path: Path):
+    path = tmp_path / "prices.toml"
+    path.write_text('version = "acme-2026-11"\n'
+                    '[models.openai."gpt-4o"]\ninput = 2.0\n'
+                    '[models.unknown."corp-llm-13b"]\ninput = 0.5\noutput = 1.0\n'
+                    'aliases = ["corp-llm"]\nsince = "2026-11-01"\n')
+    table = PriceTable.load(path)
+    assert table.version == f"{TABLE.version}+user:acme-2026-11"
+    c = cost("openai", "gpt-4o-2024-08-06", inp=1000, out=1000, table=table)
+    assert c.cost_input_usd == pytest.approx(1000 * 2.0 / 1e6)
+    assert c.cost_output_usd == pytest.approx(1000 * 10.0 / 1e6)  # kept from the shipped table
+    assert cost("unknown", "corp-llm", inp=1000, out=1000, table=table).cost_usd == \
+        pytest.approx(0.0015)
+    assert c.price_version == table.version
+
+
+def test_unversioned_user_file_is_versioned_by_its_content(tmp_path: Path):
+    path = tmp_path / "prices.toml"
+    path.write_text('[models.openai."gpt-4o"]\ninput = 2.0\n')
+    first = PriceTable.load(path).version
+    path.write_text('[models.openai."gpt-4o"]\ninput = 2.1\n')
+    second = PriceTable.load(path).version
+    assert first.startswith(f"{TABLE.version}+user:sha256:") and first != second
+
+
+@pytest.mark.parametrize("text,needle", [
+    ('[models.openai."gpt-4o"]\ninptu = 2.0\n', "unknown key 'inptu'"),
+    ('[models.openai."gpt-4o"]\ninput = -1\n', "input must be a number >= 0"),
+    ('[models.openai."gpt-4o"]\ninput = "cheap"\n', "input must be a number"),
+    ('[models.acme."new"]\ninput = 1.0\n', "needs both input and output"),
+    ('pricez = 1\n', "unknown key 'pricez'"),
+    ('[models.openai."gpt-4o"\n', "invalid TOML"),
+    ('[models.a."m"]\ninput = 1\noutput = 1\nlong_context_threshold = 5\n', "go together"),
+])
+def test_bad_user_file_names_the_file_and_key(tmp_path: Path, text: str, needle: str):
+    path = tmp_path / "my_prices.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as exc:
+        PriceTable.load(path)
+    assert needle in str(exc.value) and "my_prices.toml" in str(exc.value)
+
+
+def test_missing_user_file(tmp_path: Path):
+    with pytest.raises(ConfigError, match="does not exist.*'prices'"):
+        PriceTable.load(tmp_path / "nope.toml")
+
+
+def test_config_key_prices_is_accepted(tmp_path: Path):
+    from llm_proxy.audit import load_config
+
+    cfg_path = tmp_path / "c.toml"
+    cfg_path.write_text('prices = "my_prices.toml"\n')
+    assert load_config(cfg_path).prices == "my_prices.toml"
+
+
+# ------------------------------------------------------------------------------ estimation
+
+def test_heuristic_is_documented_arithmetic():
+    assert heuristic_tokens("") == 0
+    assert heuristic_tokens("abcd" * 10) == 10  # ASCII / 4
+    assert heuristic_tokens("你好世界") == 4  # one per CJK character
+    assert heuristic_tokens("привет") == 2  # other characters / 3
+    assert heuristic_tokens("hello 你好") == 2 + 2  # ceil(6/4 + 2)
+
+
+def test_estimate_tokens_without_tiktoken_uses_the_heuristic(monkeypatch: pytest.MonkeyPatch):
+    import llm_proxy.pricing.estimate as est
+
+    monkeypatch.setattr(est, "_encoders", {"o200k_base": None, "cl100k_base": None})
+    text = "The quick brown fox jumps over the lazy dog. " * 20
+    assert estimate_tokens(text, "gpt-4o") == heuristic_tokens(text)
+    assert estimate_tokens(None) == 0
+
+
+def test_estimate_usage_counts_what_the_model_reads_and_writes():
+    request = ('{"model":"gpt-4o","user":"u-123","messages":['
+               '{"role":"system","content":"You are a helpful assistant."},'
+               '{"role":"user","content":[{"type":"text","text":"What is in this picture?"},'
+               '{"type":"image_url","image_url":{"url":"data:image/png;base64,' + "A" * 40_000
+               + '"}}]}]}')
+    response = ('{"id":"chatcmpl-1","object":"chat.completion","model":"gpt-4o-2024-08-06",'
+                '"choices":[{"index":0,"message":{"role":"assistant","content":"A cat."},'
+                '"finish_reason":"stop"}]}')
+    inp, out = estimate_usage(provider="openai", operation="chat", request_body=request,
+                              response_body=response, model="gpt-4o")
+    # the texts (28 + 24 characters), not the JSON or the base64 image, plus 3 per message + 3
+    text_tokens = estimate_tokens("You are a helpful assistant.\nWhat is in this picture?",
+                                  "gpt-4o")
+    assert inp == text_tokens + 2 * 3 + 3
+    assert inp < 40
+    assert out == estimate_tokens("A cat.", "gpt-4o")
+
+
+def test_estimate_usage_embeddings_and_non_json():
+    assert estimate_usage(provider="openai", operation="embeddings",
+                          request_body='{"input":"hello world, hello"}',
+                          response_body='{"data":[{"embedding":[0.1,0.2]}]}')[1] == 0
+    inp, out = estimate_usage(provider="unknown", operation=None, request_body="plain text here",
+                              response_body="and an answer")
+    assert inp > 0 and out > 0
