@@ -77,8 +77,11 @@ def run_load(proxy: ProxyProcess, target: str, ca: str, mode: str, conc: int, ra
 def measure(tag: str, load: str, args, mock_port: int, mock_ca: str, tmp: Path) -> dict:
     mode, conc, rate = LOADS[load]
     extra = ["--set", "stream_large_bodies=1"] if tag == "bare-stream" else []
+    config = tmp / "audit.toml"
+    config.write_text(f'ack = "{args.ack}"\n')
     proxy = ProxyProcess(store=tmp / f"store-{tag}-{load}", confdir=tmp / "mitm",
-                         upstream_ca=Path(mock_ca), bare=tag != "addon", extra_args=extra)
+                         upstream_ca=Path(mock_ca), bare=tag != "addon", extra_args=extra,
+                         config=config if tag == "addon" else None)
     proxy.start()
     try:
         ca = str(proxy.mitm_ca)
@@ -123,11 +126,18 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2, help="alternating bare/addon rounds per load")
     p.add_argument("--loads", default=",".join(LOADS), help="comma-separated subset of loads")
     p.add_argument("--memory-flows", type=int, default=0, help="also sample RSS over N flows")
+    p.add_argument("--ack", choices=["journaled", "received"], default="journaled",
+                   help="the addon's config `ack`: relay once journaled (default) or received")
+    p.add_argument("--upstream-latency-ms", type=float, default=0.0,
+                   help="the mock's delay before each answer (a real LLM API takes 100s of ms; "
+                        "with some, the capture's request work overlaps it)")
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="llm-audit-bench-"))
     mock_port = free_port()
     mock = subprocess.Popen([sys.executable, "-m", "llm_proxy.mock", "--port", str(mock_port),
-                             "--cert-dir", str(tmp / "mockcerts")], stdout=subprocess.DEVNULL)
+                             "--cert-dir", str(tmp / "mockcerts"),
+                             "--latency-ms", str(args.upstream_latency_ms)],
+                            stdout=subprocess.DEVNULL)
     mock_ca = tmp / "mockcerts" / CA_FILE
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

@@ -23,11 +23,19 @@ def mock(tmp_path_factory):
         yield server
 
 
-@pytest.mark.parametrize("kill", ["proxy", "group"])
-def test_kill9_loses_no_completed_exchange(mock, tmp_path: Path, kill: str):
-    """Requests run until the proxy is SIGKILLed; every response a client got has its record."""
+@pytest.mark.parametrize("kill,ack", [("proxy", "journaled"), ("group", "journaled"),
+                                      ("proxy", "received")])
+def test_kill9_loses_no_completed_exchange(mock, tmp_path: Path, kill: str, ack: str):
+    """Requests run until the proxy is SIGKILLed; every response a client got has its record.
+
+    With ack = "journaled" (default) that holds even when the capture worker dies too; with
+    ack = "received" it holds for the proxy process alone.
+    """
     store = tmp_path / "store"
-    proxy = ProxyProcess(store=store, confdir=tmp_path / "mitm", upstream_ca=Path(mock.ca_cert_path))
+    config = tmp_path / "audit.toml"
+    config.write_text(f'ack = "{ack}"\n')
+    proxy = ProxyProcess(store=store, confdir=tmp_path / "mitm", upstream_ca=Path(mock.ca_cert_path),
+                         config=config)
     proxy.start()
     completed = 0
     attempted = 0
@@ -56,7 +64,8 @@ def test_kill9_loses_no_completed_exchange(mock, tmp_path: Path, kill: str):
         t.join(10)
     assert completed > 20
     # whatever is still in the journal is queryable now, and replayed into Parquet on restart
-    restarted = ProxyProcess(store=store, confdir=tmp_path / "mitm", upstream_ca=Path(mock.ca_cert_path))
+    restarted = ProxyProcess(store=store, confdir=tmp_path / "mitm", upstream_ca=Path(mock.ca_cert_path),
+                             config=config)
     with restarted:
         pass
     rows = records(store, "user_id = 'kill9'", columns="id")

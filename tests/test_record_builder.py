@@ -115,3 +115,14 @@ def test_failed_exchange_is_not_estimated():
     r = build(capture(status=500, rsh=((b"content-type", b"application/json"),),
                       rsb=b'{"error": {"message": "boom", "type": "server_error"}}'))
     assert r["usage_source"] == "missing" and r["output_tokens"] is None
+
+
+def test_prefetched_request_gives_the_same_record_and_a_stale_one_is_ignored():
+    builder = RecordBuilder.from_config(AuditConfig(), "unit")
+    plain = builder.build(capture())
+    builder.prefetch({"kind": "request", **{k: capture()[k] for k in ("fid", "rqh", "rqb", "rql")}})
+    assert builder.build(capture()) == plain
+    stale = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "OLD"}]}).encode()
+    builder.prefetch({"kind": "request", "fid": "flow-1", "rqh": capture()["rqh"], "rqb": stale})
+    again = builder.build(capture())
+    assert again == plain and "OLD" not in again["request_body"]

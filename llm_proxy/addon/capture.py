@@ -90,6 +90,14 @@ class WorkerClient(asyncio.Protocol):
             self._watching = True
             loop.call_later(1.0, self._watchdog)
 
+    def prefetch(self, request_part: dict[str, Any]) -> None:
+        """Send a request early so the worker decodes and redacts it while the upstream works.
+
+        Not acknowledged and not resent: the full capture carries the request again.
+        """
+        if self._transport is not None:
+            self._transport.write(encode_frame(request_part))
+
     def submit(self, capture: dict[str, Any]) -> asyncio.Future[None]:
         """Queue a capture; the future resolves once its record is journaled."""
         self._seq += 1
@@ -281,6 +289,13 @@ class AuditAddon:
             data.ignore_connection = True
 
     # flow hooks ------------------------------------------------------------------------------
+    def request(self, flow: http.HTTPFlow) -> None:
+        """Hand the request to the worker now, so its redaction overlaps the upstream's answer."""
+        if self.client is not None and self.intercepted(flow.request.host):
+            part = self._request_part(flow)
+            part["kind"] = "request"
+            self.client.prefetch(part)
+
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         """Relay event streams chunk by chunk while keeping a copy for the record."""
         response = flow.response
@@ -312,23 +327,29 @@ class AuditAddon:
         self.client.submit(self._capture(flow))
 
     # the raw capture ---------------------------------------------------------------------------
-    def _capture(self, flow: http.HTTPFlow) -> dict[str, Any]:
+    def _request_part(self, flow: http.HTTPFlow) -> dict[str, Any]:
         req = flow.request
         raw_req = req.raw_content or b""
-        cap: dict[str, Any] = {
+        return {
             "fid": flow.id,
-            "t0": req.timestamp_start,
-            "method": req.method,
-            "host": req.host,
-            "port": req.port,
-            "path": req.path,
-            "hv": req.http_version,
-            "cip": flow.client_conn.peername[0] if flow.client_conn.peername else None,
             "rqh": req.headers.fields,
             "rqb": raw_req[: self._raw_cap],
             "rqcut": len(raw_req) > self._raw_cap,
             "rql": len(raw_req),
         }
+
+    def _capture(self, flow: http.HTTPFlow) -> dict[str, Any]:
+        req = flow.request
+        cap = self._request_part(flow)
+        cap.update(
+            t0=req.timestamp_start,
+            method=req.method,
+            host=req.host,
+            port=req.port,
+            path=req.path,
+            hv=req.http_version,
+            cip=flow.client_conn.peername[0] if flow.client_conn.peername else None,
+        )
         if user := flow.metadata.get("proxyauth"):
             cap["pauser"] = user[0] if isinstance(user, tuple) else str(user)
         resp = flow.response

@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from llm_proxy.addon.bodies import decode_body
+from llm_proxy.addon.bodies import DecodedBody, decode_body
 from llm_proxy.addon.credentials import (
     auth_from_headers,
     basic_auth_user,
@@ -140,6 +140,24 @@ def _storable(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+_PREFETCH_LIMIT = 10_000
+_HEADER_CACHE_LIMIT = 4096
+
+
+@dataclass(slots=True)
+class _RequestPart:
+    """The request's decoded and redacted pieces, computed once (see ``prefetch``)."""
+
+    rqh: Any
+    rqb: bytes | None
+    raw_headers: dict[str, str]
+    decoded: DecodedBody
+    body: str | None
+    body_counts: dict[str, int]
+    headers_json: str | None
+    header_counts: dict[str, int]
+
+
 @dataclass(slots=True)
 class RecordBuilder:
     """Holds what every record needs (config, redactor, instance); ``build`` is pure per capture."""
@@ -148,6 +166,9 @@ class RecordBuilder:
     instance: str
     redactor: Redactor
     prices: PriceTable
+    _prefetched: dict[str, _RequestPart] = field(default_factory=dict)
+    _header_cache: dict[tuple[str, str, str], tuple[str, dict[str, int]]] = field(
+        default_factory=dict)
 
     @classmethod
     def from_config(cls, config: AuditConfig, instance: str) -> RecordBuilder:
@@ -190,15 +211,13 @@ class RecordBuilder:
         record["http_version"] = cap.get("hv")
         record["client_ip"] = cap.get("cip")
 
-        secret_names = cfg.secret_headers
-        req_h = sanitize_headers(cap["rqh"], secret_names)
-        raw_req_h = {k.decode("latin-1").lower(): v.decode("utf-8", "replace") for k, v in cap["rqh"]}
+        part = self._prefetched.pop(cap["fid"], None)
+        if part is None or part.rqh != cap["rqh"] or part.rqb != cap.get("rqb"):
+            part = self._request_part(cap)
+        raw_req_h, req = part.raw_headers, part.decoded
         status = cap.get("status")
-        resp_h = sanitize_headers(cap["rsh"], secret_names) if cap.get("rsh") is not None else None
-
-        req = decode_body(cap.get("rqb"), content_encoding=raw_req_h.get("content-encoding"),
-                          content_type=raw_req_h.get("content-type"), cap=cfg.max_body_bytes,
-                          raw_truncated=cap.get("rqcut", False))
+        resp_h = (sanitize_headers(cap["rsh"], cfg.secret_headers)
+                  if cap.get("rsh") is not None else None)
         resp_ct = resp_h.get("content-type") if resp_h else None
         resp = decode_body(cap.get("rsb"),
                            content_encoding=resp_h.get("content-encoding") if resp_h else None,
@@ -210,22 +229,19 @@ class RecordBuilder:
 
         # identity of the caller: configured header, proxy-auth user, provider body field
         user = raw_req_h.get(cfg.user_header.lower()) if cfg.user_header else None
-        if not user and (pa := raw_req_h.get("proxy-authorization")):
-            user = basic_auth_user(pa)
+        if not user and (proxy_auth := raw_req_h.get("proxy-authorization")):
+            user = basic_auth_user(proxy_auth)
         user = user or cap.get("pauser") or parsed.user_id
 
-        counts: list[dict[str, int]] = []
+        counts: list[dict[str, int]] = [part.body_counts, part.header_counts]
         red = self.redactor
-        req_body, c = red.redact_body(req.stored, field="request_body")
-        counts.append(c)
+        req_body, req_h_json = part.body, part.headers_json
         resp_stored = resp.stored
         if parsed.assembled_response is not None:
             resp_stored = parsed.assembled_response
             if len(resp_stored) > cfg.max_body_bytes:
                 resp_stored = resp_stored[: cfg.max_body_bytes] + "…[truncated]"
         resp_body, c = red.redact_body(resp_stored, field="response_body")
-        counts.append(c)
-        req_h_json, c = self._redact_headers(req_h, "request_headers")
         counts.append(c)
         resp_h_json = None
         if resp_h is not None:
@@ -292,6 +308,34 @@ class RecordBuilder:
         self._apply_log_groups(record)
         return record
 
+    def prefetch(self, cap: dict[str, Any]) -> None:
+        """Do the request's share of the work while the upstream is still answering.
+
+        The proxy sends the request part as soon as it has it; when the full capture arrives
+        (and its acknowledgement holds the client's response back), only the response remains
+        to decode and redact. The full capture still carries the request, so a lost or stale
+        prefetch (a restarted worker, another addon changing the request) costs only time.
+        """
+        if len(self._prefetched) >= _PREFETCH_LIMIT:  # flows that never completed
+            self._prefetched.pop(next(iter(self._prefetched)))
+        try:
+            self._prefetched[cap["fid"]] = self._request_part(cap)
+        except Exception:  # the full capture will compute it again, and record any failure
+            pass
+
+    def _request_part(self, cap: dict[str, Any]) -> _RequestPart:
+        cfg = self.config
+        raw_headers = {k.decode("latin-1").lower(): v.decode("utf-8", "replace")
+                       for k, v in cap["rqh"]}
+        decoded = decode_body(cap.get("rqb"), content_encoding=raw_headers.get("content-encoding"),
+                              content_type=raw_headers.get("content-type"),
+                              cap=cfg.max_body_bytes, raw_truncated=cap.get("rqcut", False))
+        body, body_counts = self.redactor.redact_body(decoded.stored, field="request_body")
+        headers_json, header_counts = self._redact_headers(
+            sanitize_headers(cap["rqh"], cfg.secret_headers), "request_headers")
+        return _RequestPart(cap["rqh"], cap.get("rqb"), raw_headers, decoded, body, body_counts,
+                            headers_json, header_counts)
+
     def _usage_and_cost(self, record: dict[str, Any], reported: bool, request_text: str | None,
                         response_text: str | None) -> None:
         """Tokens the provider did not report are estimated (and marked so); then cost.
@@ -332,16 +376,22 @@ class RecordBuilder:
             return None, {}
         counts: list[dict[str, int]] = []
         out = {}
+        cache = self._header_cache
         for name, value in headers.items():
             if value.startswith("[REDACTED") or value.startswith(("Bearer [RED", "Basic [RED")):
                 out[name] = value
                 continue
-            if mode == "keep":
-                value, c = self.redactor.mask_secrets(value)
-            else:
-                value, c = self.redactor.redact_text(value)
-            counts.append(c)
-            out[name] = value
+            key = (mode, name, value)  # most header values repeat from call to call
+            hit = cache.get(key)
+            if hit is None:
+                redact = self.redactor.mask_secrets if mode == "keep" else self.redactor.redact_text
+                hit = redact(value)
+                if len(cache) >= _HEADER_CACHE_LIMIT:
+                    cache.clear()
+                cache[key] = hit
+            out[name], c = hit
+            if c:
+                counts.append(c)
         return headers_json(out), merge_counts(*counts)
 
     def _redact_query(self, path: str) -> tuple[str, dict[str, int]]:

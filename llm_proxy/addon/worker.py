@@ -76,6 +76,29 @@ class _Flusher(threading.Thread):
                 batch.segment.close()
 
 
+def _complete_frames(buf: bytearray) -> tuple[list[dict[str, Any]], int]:
+    """The complete frames at the start of ``buf`` and how many bytes they took."""
+    caps = []
+    offset = 0
+    while len(buf) - offset >= FRAME_HEADER.size:
+        (size,) = FRAME_HEADER.unpack_from(buf, offset)
+        end = offset + FRAME_HEADER.size + size
+        if end > len(buf):
+            break
+        caps.append(marshal.loads(bytes(buf[offset + FRAME_HEADER.size:end])))
+        offset = end
+    return caps, offset
+
+
+def _ack(sock: socket.socket, seq: int) -> bool:
+    """Acknowledge every capture up to ``seq``; False when the proxy is gone."""
+    try:
+        sock.sendall(ACK.pack(seq))
+        return True
+    except OSError:  # what was received is still journaled and flushed
+        return False
+
+
 def _next_seq(last: int) -> int:
     return max(time.time_ns() // 1000, last + 1)
 
@@ -95,6 +118,7 @@ def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> 
     batch = _Batch(journal_dir, instance, cfg, seq)
     buf = bytearray()
     eof = False
+    ack_on_receipt = cfg.ack == "received"
 
     def rotate() -> None:
         nonlocal batch, seq
@@ -114,31 +138,27 @@ def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> 
             if not chunk:
                 eof = True
             buf += chunk
+        caps, offset = _complete_frames(buf)
+        if offset:
+            del buf[:offset]
+        last_seq = max((c["seq"] for c in caps if "seq" in c), default=-1)
+        if ack_on_receipt and last_seq >= 0:
+            eof = not _ack(sock, last_seq) or eof
         lines: list[bytes] = []
-        last_seq = -1
-        offset = 0
-        while len(buf) - offset >= FRAME_HEADER.size:
-            (size,) = FRAME_HEADER.unpack_from(buf, offset)
-            end = offset + FRAME_HEADER.size + size
-            if end > len(buf):
-                break
-            cap = marshal.loads(bytes(buf[offset + FRAME_HEADER.size:end]))
-            offset = end
-            last_seq = cap.get("seq", last_seq)
+        for cap in caps:
+            if cap.get("kind") == "request":  # an early request part: work ahead, no ack
+                builder.prefetch(cap)
+                continue
             record = builder.build(cap)
             if already_journaled and record["id"] in already_journaled:
                 continue  # resent by the proxy after a worker crash; replay has it already
             batch.records.append(record)
             lines.append(encode_record(record))
-        if offset:
-            del buf[:offset]
         if lines:
             batch.segment.append(b"".join(lines), len(lines))
-        if last_seq >= 0:
-            try:
-                sock.sendall(ACK.pack(last_seq))
-            except OSError:
-                eof = True  # the proxy is gone; what was journaled is flushed below
+        if not ack_on_receipt and last_seq >= 0:
+            # the proxy may relay these responses now: their records are in the journal
+            eof = not _ack(sock, last_seq) or eof
         if len(batch.records) >= cfg.flush_records or time.monotonic() >= deadline:
             rotate()
     rotate()
