@@ -140,7 +140,8 @@ def _storable(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-_PREFETCH_LIMIT = 10_000
+_PREFETCH_LIMIT = 1000  # requests in flight whose parts are kept; the oldest go first
+_PREFETCH_MAX_BODY = 256 * 1024  # larger requests are done with their response
 _HEADER_CACHE_LIMIT = 4096
 
 
@@ -316,6 +317,8 @@ class RecordBuilder:
         to decode and redact. The full capture still carries the request, so a lost or stale
         prefetch (a restarted worker, another addon changing the request) costs only time.
         """
+        if len(cap.get("rqb") or b"") > _PREFETCH_MAX_BODY:  # keep the worker's memory small
+            return
         if len(self._prefetched) >= _PREFETCH_LIMIT:  # flows that never completed
             self._prefetched.pop(next(iter(self._prefetched)))
         try:
