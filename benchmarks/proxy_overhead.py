@@ -27,12 +27,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from statistics import median
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from llm_proxy.cli.proxy_process import ProxyProcess, free_port  # noqa: E402
-from llm_proxy.mock.certs import CA_FILE  # noqa: E402
+from llm_proxy.cli.proxy_process import ProxyProcess, free_port
+from llm_proxy.mock.certs import CA_FILE
 
 TICK = os.sysconf("SC_CLK_TCK")
 LOADS = {
@@ -123,7 +124,7 @@ def memory_run(flows: int, mock_port: int, mock_ca: str, tmp: Path) -> list[tupl
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
-    p.add_argument("--rounds", type=int, default=2, help="alternating bare/addon rounds per load")
+    p.add_argument("--rounds", type=int, default=3, help="alternating bare/addon rounds per load")
     p.add_argument("--loads", default=",".join(LOADS), help="comma-separated subset of loads")
     p.add_argument("--memory-flows", type=int, default=0, help="also sample RSS over N flows")
     p.add_argument("--ack", choices=["journaled", "received"], default="journaled",
@@ -152,22 +153,26 @@ def main() -> None:
         summary = []
         for load in args.loads.split(","):
             tags = ["bare", "bare-stream", "addon"] if LOADS[load][0] == "stream" else ["bare", "addon"]
-            best: dict[str, dict] = {}
+            rounds: list[dict[str, dict]] = []
             for _ in range(args.rounds):
+                measured = {}
                 for tag in tags:
                     r = measure(tag, load, args, mock_port, str(mock_ca), tmp)
+                    measured[tag] = r
                     print(f"{load:<16} {tag:<11} {r['rps']:>8.1f} {r['p50_ms']:>8.2f} "
                           f"{r['p99_ms']:>8.2f} {r['ttfb_p50_ms']:>8.2f} {r['cpu_ms_per_req']:>10.3f} "
                           f"{r['worker_cpu_ms_per_req']:>13.3f}", flush=True)
-                    # keep the best throughput round of each (least disturbed by the machine)
-                    if tag not in best or r["rps"] > best[tag]["rps"]:
-                        best[tag] = r
-            a = best["addon"]
+                rounds.append(measured)
+            # Paired: each round's addon run against the baseline run just before it, so that
+            # drift of the shared machine between rounds cancels out; the median of the pairs.
             for base in tags[:-1]:
-                b = best[base]
-                summary.append((load, base, a["rps"] / b["rps"], a["p50_ms"] - b["p50_ms"],
-                                a["cpu_ms_per_req"] - b["cpu_ms_per_req"], a["worker_cpu_ms_per_req"]))
-        print("\nratios (addon vs baseline, same run, best of rounds):")
+                pairs = [(m["addon"], m[base]) for m in rounds]
+                summary.append((load, base,
+                                median(a["rps"] / b["rps"] for a, b in pairs),
+                                median(a["p50_ms"] - b["p50_ms"] for a, b in pairs),
+                                median(a["cpu_ms_per_req"] - b["cpu_ms_per_req"] for a, b in pairs),
+                                median(a["worker_cpu_ms_per_req"] for a, _ in pairs)))
+        print("\nratios (addon vs baseline, same run, median of paired rounds):")
         print(f"{'load':<16} {'baseline':<11} {'throughput':>10} {'p50 added ms':>13} "
               f"{'proxy cpu added ms/req':>23} {'worker cpu ms/req':>18}")
         for load, base, ratio, p50, cpu, worker in summary:

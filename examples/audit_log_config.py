@@ -4,6 +4,7 @@ Usage: llm-audit proxy --config examples/audit_log_config.py
 """
 
 from llm_proxy.audit import AuditConfig, LogExporter
+
 config = AuditConfig(log_requests=True, log_responses=True, log_errors=True, log_security=True,
     retention_days=2555, archive_after=90, redact_pii=True,
     redact_headers=["authorization", "api-key"],

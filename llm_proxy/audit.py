@@ -162,7 +162,7 @@ class AuditConfig:
             not isinstance(self.redact_kinds, list)
             or not all(isinstance(v, str) for v in self.redact_kinds)
         ):
-            raise ConfigError(f"config key 'redact_kinds' must be a list of strings")
+            raise ConfigError("config key 'redact_kinds' must be a list of strings")
         if not isinstance(self.redact_rules, dict):
             raise ConfigError("config key 'redact_rules' must be a table of name = \"regex\"")
         for fld, mode in self.redact_fields.items():

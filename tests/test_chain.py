@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_retention_support import ROOT, cli, day_records, fill, ids, rec, us
 
 from llm_proxy.errors import StoreError
 from llm_proxy.store import chain as chainlog
@@ -20,7 +21,6 @@ from llm_proxy.store import finalize
 from llm_proxy.store.digest import sha256_file
 from llm_proxy.store.parquet import records_to_table, write_parquet_atomic
 from llm_proxy.store.signing import read_public_key, signature_ok
-from test_retention_support import ROOT, cli, day_records, fill, ids, rec, us
 
 
 def _entries(store: Path) -> list[dict]:

@@ -7,8 +7,15 @@ import time
 from pathlib import Path
 
 import pytest
+from e2e_support import (
+    ANTHROPIC_KEY,
+    OPENAI_KEY,
+    anthropic_client,
+    openai_client,
+    records,
+    store_text,
+)
 
-from e2e_support import ANTHROPIC_KEY, OPENAI_KEY, anthropic_client, openai_client, records, store_text
 from llm_proxy.cli.proxy_process import ProxyProcess
 from llm_proxy.mock.server import MockLLMServer
 

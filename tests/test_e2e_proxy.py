@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx2
 import openai
 import pytest
-
 from e2e_support import ANTHROPIC_KEY, OPENAI_KEY, anthropic_client, openai_client, records
+
 from llm_proxy.cli.proxy_process import ProxyProcess, free_port
 from llm_proxy.mock.server import MockLLMServer
 

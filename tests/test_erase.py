@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-
 from test_retention_support import NOW, cli, day_records, fill, ids, journal, rec, toml, us
 
 

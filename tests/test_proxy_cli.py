@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from e2e_support import openai_client, records
+
 from llm_proxy.addon import SCRIPT
 from llm_proxy.cli.proxy import mitmdump_args
 from llm_proxy.cli.proxy_process import ProxyProcess, free_port

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from e2e_support import anthropic_client, openai_client, records, store_text
+
 from llm_proxy.cli.proxy_process import ProxyProcess
 from llm_proxy.mock.server import MockLLMServer
 
@@ -73,3 +73,19 @@ def test_planted_pii_and_secrets_reach_no_file(tmp_path: Path):
                             capture_output=True, text=True, timeout=120)
     assert rescan.returncode == 0, rescan.stdout + rescan.stderr
     assert "clean" in rescan.stdout + rescan.stderr
+
+
+def test_large_prompt_is_prefetched_and_redacted(tmp_path: Path):
+    """A RAG-sized prompt goes to the worker early (request hook); its record is still exact."""
+    store = tmp_path / "store"
+    context = "Background document. " * 2500  # ~50 KiB: above the prefetch threshold
+    prompt = f"{context} Contact {PLANTED['EMAIL']} about card {PLANTED['CREDIT_CARD']}."
+    with MockLLMServer(tls=True, cert_dir=tmp_path / "certs") as mock, \
+            ProxyProcess(store=store, confdir=tmp_path / "mitm", upstream_ca=Path(mock.ca_cert_path)) as proxy:
+        client = openai_client(mock.url, proxy.url, proxy.ca_bundle,
+                               default_headers={"x-user-id": "rag", "x-mock-scenario": "slow:50"})
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}])
+        [r] = records(store, "user_id = 'rag'", expect=1)
+    body = json.loads(r["request_body"])["messages"][0]["content"]
+    assert body.startswith("Background document.") and body.endswith("about card [CREDIT_CARD].")
+    assert PLANTED["EMAIL"] not in store_text(store) and "[EMAIL]" in body

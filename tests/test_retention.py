@@ -13,11 +13,6 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-
-from llm_proxy.store.holds import Hold
-from llm_proxy.store.locks import maintenance_lock
-from llm_proxy.store.retention import Policy, plan
-from llm_proxy.store.tiers import Partition
 from test_retention_support import (
     NOW,
     ROOT,
@@ -29,6 +24,11 @@ from test_retention_support import (
     spawn,
     toml,
 )
+
+from llm_proxy.store.holds import Hold
+from llm_proxy.store.locks import maintenance_lock
+from llm_proxy.store.retention import Policy, plan
+from llm_proxy.store.tiers import Partition
 
 POLICY = {"retention_days": 100, "archive_after": 10}
 RECENT, ARCHIVABLE, OLD_KEPT, EXPIRED = "2026-01-30", "2026-01-15", "2025-10-25", "2025-10-01"

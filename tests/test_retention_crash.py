@@ -17,8 +17,9 @@ import textwrap
 import time
 from pathlib import Path
 
-from llm_proxy.store.writer import replay
 from test_retention_support import NOW, ROOT, cli, day_records, fill, ids, spawn, toml
+
+from llm_proxy.store.writer import replay
 
 DELAY = {"LLM_AUDIT_TEST_PUBLISH_DELAY": "0.04"}
 ARCHIVE_DAYS = ("2026-01-05", "2026-01-06", "2026-01-07")

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from e2e_support import records
+
 from llm_proxy.cli.proxy_process import ProxyProcess
 from llm_proxy.mock.server import MockLLMServer
 

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from test_retention_support import NOW, ROOT, cli, day_records, fill, rec, toml, us
 
 from llm_proxy.store.parquet import records_to_table, write_parquet_atomic
 from llm_proxy.store.verify import verify
-from test_retention_support import NOW, ROOT, cli, day_records, fill, rec, toml, us
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
-__all__ = ["DecodedBody", "decode_body", "DECOMPRESS_LIMIT"]
+__all__ = ["DECOMPRESS_LIMIT", "DecodedBody", "decode_body"]
 
 # Upper bound on decompressed bytes kept for parsing (parsing sees more than is stored, so
 # usage at the end of a large response is still read); beyond it the body counts as truncated.

@@ -2,8 +2,9 @@
 
 On the event loop it does as little as possible per flow: decide whether the host is an LLM API
 (cached), tee streamed responses, and hand the raw exchange to the capture worker process. The
-response is relayed only after the worker has journaled its record (``response`` is async and
-awaits the acknowledgement), which is what makes a relayed exchange survive ``kill -9``.
+response is relayed only after the worker acknowledges its record (``response`` is async and
+awaits it): by default once the record is in the write-ahead journal (config ``ack``), which is
+what makes a relayed exchange survive ``kill -9``.
 
 Usage: mitmdump -s "$(python -c 'import llm_proxy.addon as a; print(a.SCRIPT)')" \
            --set audit_store=./audit
@@ -11,159 +12,37 @@ Usage: mitmdump -s "$(python -c 'import llm_proxy.addon as a; print(a.SCRIPT)')"
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-import pickle
-import socket
-import ssl
-import subprocess
-import sys
 import time
-from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from mitmproxy import ctx, exceptions, http, tls
 
+from llm_proxy.addon.cabundle import write_ca_bundle
+from llm_proxy.addon.channel import WorkerClient
 from llm_proxy.addon.credentials import sanitize_query
-from llm_proxy.addon.worker import ACK, FRAME_HEADER, encode_frame
 from llm_proxy.audit import AuditConfig, load_config
 from llm_proxy.errors import ConfigError
 from llm_proxy.providers import is_llm_host
 from llm_proxy.redact import RedactionPolicy
 from llm_proxy.store.layout import default_instance_name, sanitize_instance
 
-__all__ = ["AuditAddon", "WorkerClient", "write_ca_bundle"]
+__all__ = ["AuditAddon"]
 
 log = logging.getLogger("llm_proxy")
 
 # Raw bytes kept per body before decoding; the worker decodes and applies max_body_bytes.
 _RAW_CAP_FACTOR = 4
-_ACK_TIMEOUT_S = 30.0
+_PREFETCH_MIN = 16 * 1024
 _STREAM_TYPES = ("text/event-stream", "application/x-ndjson", "application/vnd.amazon.eventstream")
-
-
-class WorkerClient(asyncio.Protocol):
-    """The proxy's end of the socketpair to the capture worker; restarts it if it dies."""
-
-    def __init__(self, config: AuditConfig, store: str, instance: str) -> None:
-        self._setup = pickle.dumps({"config": config, "store": store, "instance": instance})
-        self._transport: asyncio.Transport | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        # (seq, frame, future, loop time sent), oldest first: acknowledgements are cumulative
-        self._pending: deque[tuple[int, bytes, asyncio.Future[None], float]] = deque()
-        self._seq = 0
-        self._buf = bytearray()
-        self._closing = False
-        self._restarts: deque[float] = deque(maxlen=5)
-        self._watching = False
-
-    def _watchdog(self) -> None:
-        """Fail captures not journaled in time (one timer for all, not one per flow)."""
-        if self._closing:
-            return
-        loop = asyncio.get_running_loop()
-        cutoff = loop.time() - _ACK_TIMEOUT_S
-        for _seq, _frame, fut, sent_at in self._pending:
-            if sent_at > cutoff:
-                break
-            if not fut.done():
-                fut.set_exception(TimeoutError("capture worker did not journal the record"))
-        loop.call_later(1.0, self._watchdog)
-
-    async def start(self) -> None:
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "llm_proxy.addon.worker", str(child.fileno())],
-            pass_fds=(child.fileno(),),
-        )
-        child.close()
-        loop = asyncio.get_running_loop()
-        await loop.create_unix_connection(lambda: self, sock=parent)
-        assert self._transport is not None
-        self._transport.write(FRAME_HEADER.pack(len(self._setup)) + self._setup)
-        for _seq, frame, _fut, _at in self._pending:  # resend what a dead worker did not journal
-            self._transport.write(frame)
-        if not self._watching:
-            self._watching = True
-            loop.call_later(1.0, self._watchdog)
-
-    def prefetch(self, request_part: dict[str, Any]) -> None:
-        """Send a request early so the worker decodes and redacts it while the upstream works.
-
-        Not acknowledged and not resent: the full capture carries the request again.
-        """
-        if self._transport is not None:
-            self._transport.write(encode_frame(request_part))
-
-    def submit(self, capture: dict[str, Any]) -> asyncio.Future[None]:
-        """Queue a capture; the future resolves once its record is journaled."""
-        self._seq += 1
-        capture["seq"] = self._seq
-        frame = encode_frame(capture)
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
-        self._pending.append((self._seq, frame, fut, loop.time()))
-        if self._transport is not None:
-            self._transport.write(frame)
-        return fut
-
-    # asyncio.Protocol -------------------------------------------------------------------------
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        self._buf += data
-        usable = len(self._buf) - len(self._buf) % ACK.size
-        if not usable:
-            return
-        (acked,) = ACK.unpack_from(self._buf, usable - ACK.size)
-        del self._buf[:usable]
-        pending = self._pending
-        while pending and pending[0][0] <= acked:
-            fut = pending.popleft()[2]
-            if not fut.done():
-                fut.set_result(None)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._transport = None
-        if self._closing:
-            return
-        now = time.monotonic()
-        self._restarts.append(now)
-        if len(self._restarts) == self._restarts.maxlen and now - self._restarts[0] < 60:
-            log.error("llm-audit: capture worker keeps dying; not restarting. Records pending: "
-                      "%d. Check the store's disk and permissions.", len(self._pending))
-            for _seq, _frame, fut, _at in self._pending:
-                if not fut.done():
-                    fut.set_exception(RuntimeError("capture worker unavailable"))
-            return
-        log.error("llm-audit: capture worker exited (code %s); restarting and resending %d "
-                  "unacknowledged records", self._proc.poll() if self._proc else None,
-                  len(self._pending))
-        asyncio.get_running_loop().create_task(self.start())
-
-    async def close(self) -> None:
-        """Stop sending; the worker flushes everything to Parquet on EOF, then exits."""
-        self._closing = True
-        if self._transport is not None:
-            self._transport.write_eof() if self._transport.can_write_eof() else None
-        if self._proc is not None:
-            deadline = time.monotonic() + 60
-            while self._proc.poll() is None and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-            if self._proc.poll() is None:
-                log.error("llm-audit: capture worker did not finish its flush in 60 s")
-        if self._transport is not None:
-            self._transport.close()
 
 
 class _Tee:
     """``flow.response.stream`` callable: relays each chunk unchanged and keeps a bounded copy."""
 
-    __slots__ = ("chunks", "size", "kept", "cap", "first_at")
+    __slots__ = ("cap", "chunks", "first_at", "kept", "size")
 
     def __init__(self, cap: int) -> None:
         self.chunks: list[bytes] = []
@@ -181,38 +60,6 @@ class _Tee:
                 self.chunks.append(chunk)
                 self.kept += len(chunk)
         return chunk
-
-
-def _ca_source() -> str | None:
-    """The system trust store to extend (a corporate CA there must keep working)."""
-    paths = ssl.get_default_verify_paths()
-    for candidate in (paths.cafile, paths.openssl_cafile, "/etc/ssl/certs/ca-certificates.crt"):
-        if candidate and os.path.isfile(candidate):
-            return candidate
-    try:
-        import certifi
-
-        return certifi.where()
-    except ImportError:
-        return None
-
-
-def write_ca_bundle(confdir: str) -> Path | None:
-    """System CAs + the mitmproxy CA, for ``SSL_CERT_FILE``: pointing clients at the bare
-    mitmproxy CA would break every other HTTPS call they make."""
-    conf = Path(os.path.expanduser(confdir))
-    mitm_ca = conf / "mitmproxy-ca-cert.pem"
-    if not mitm_ca.is_file():
-        return None
-    bundle = conf / "llm-audit-ca-bundle.pem"
-    parts = []
-    if source := _ca_source():
-        parts.append(Path(source).read_text())
-    parts.append(mitm_ca.read_text())
-    tmp = bundle.with_suffix(".tmp")
-    tmp.write_text("\n".join(p.rstrip("\n") for p in parts) + "\n")
-    os.replace(tmp, bundle)
-    return bundle
 
 
 class AuditAddon:
@@ -290,8 +137,11 @@ class AuditAddon:
 
     # flow hooks ------------------------------------------------------------------------------
     def request(self, flow: http.HTTPFlow) -> None:
-        """Hand the request to the worker now, so its redaction overlaps the upstream's answer."""
-        if self.client is not None and self.intercepted(flow.request.host):
+        """Hand a large request to the worker now, so its redaction overlaps the upstream's
+        answer (a 100 KiB RAG prompt takes milliseconds to redact; a small one is cheaper to
+        redact with its response than to send twice)."""
+        if (self.client is not None and len(flow.request.raw_content or b"") >= _PREFETCH_MIN
+                and self.intercepted(flow.request.host)):
             part = self._request_part(flow)
             part["kind"] = "request"
             self.client.prefetch(part)
@@ -311,7 +161,7 @@ class AuditAddon:
         fut = self.client.submit(self._capture(flow))
         flow.metadata["llm_audit"] = True
         try:
-            await fut  # the watchdog fails it after _ACK_TIMEOUT_S
+            await fut  # the channel's watchdog fails it after ACK_TIMEOUT_S
         except (TimeoutError, RuntimeError) as exc:
             # An audit log fails closed: the client does not get an unrecorded response.
             log.error("llm-audit: record of %s %s%s not journaled (%s); failing the request",

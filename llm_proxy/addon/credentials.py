@@ -15,11 +15,11 @@ from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlencode
 
 __all__ = [
-    "fingerprint",
     "auth_from_headers",
+    "basic_auth_user",
+    "fingerprint",
     "sanitize_headers",
     "sanitize_query",
-    "basic_auth_user",
 ]
 
 _KNOWN_PREFIXES = (

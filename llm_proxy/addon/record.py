@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+import pyarrow as pa
+
 from llm_proxy.addon.bodies import DecodedBody, decode_body
 from llm_proxy.addon.credentials import (
     auth_from_headers,
@@ -27,12 +29,10 @@ from llm_proxy.addon.credentials import (
 from llm_proxy.audit import AuditConfig
 from llm_proxy.pricing import FREE_OPERATIONS, PriceTable, estimate_usage
 from llm_proxy.providers import parse_exchange
-from llm_proxy.redact import Redactor, RedactionPolicy, merge_counts
-import pyarrow as pa
-
+from llm_proxy.redact import RedactionPolicy, Redactor, merge_counts
 from llm_proxy.schema import COLUMN_GROUPS, RECORD_SCHEMA, empty_record
 
-__all__ = ["RecordBuilder", "ulid", "classify_transport_error", "ratelimit_usage_pct"]
+__all__ = ["RecordBuilder", "classify_transport_error", "ratelimit_usage_pct", "ulid"]
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -134,9 +134,10 @@ def _storable(record: dict[str, Any]) -> dict[str, Any]:
                 value.encode()
             except UnicodeEncodeError:
                 record[name] = value.encode("utf-8", "replace").decode()
-        elif name in _INT_COLUMNS and value is not None:
-            if not isinstance(value, int) or isinstance(value, bool) or not _INT64[0] <= value <= _INT64[1]:
-                record[name] = None
+        elif name in _INT_COLUMNS and value is not None and (
+                not isinstance(value, int) or isinstance(value, bool)
+                or not _INT64[0] <= value <= _INT64[1]):
+            record[name] = None
     return record
 
 
@@ -381,7 +382,7 @@ class RecordBuilder:
         out = {}
         cache = self._header_cache
         for name, value in headers.items():
-            if value.startswith("[REDACTED") or value.startswith(("Bearer [RED", "Basic [RED")):
+            if value.startswith(("[REDACTED", "Bearer [RED", "Basic [RED")):
                 out[name] = value
                 continue
             key = (mode, name, value)  # most header values repeat from call to call

@@ -33,7 +33,7 @@ from llm_proxy.store.journal import JournalSegment, encode_record
 from llm_proxy.store.layout import JOURNAL_DIR, make_dirs
 from llm_proxy.store.writer import flush_records, replay
 
-__all__ = ["FRAME_HEADER", "ACK", "encode_frame", "serve"]
+__all__ = ["ACK", "FRAME_HEADER", "encode_frame", "serve"]
 
 FRAME_HEADER = struct.Struct("!I")
 ACK = struct.Struct("!Q")

@@ -13,14 +13,13 @@ from typing import Any
 from urllib.parse import unquote
 
 from ._common import (
-    event_type as _event_type,
     Exchange,
     ParsedExchange,
     add_ints,
     apply_usage,
-    drop_output_usage,
     as_int,
     as_str,
+    drop_output_usage,
     dumps,
     loads,
     parse_events,
@@ -28,6 +27,9 @@ from ._common import (
     read_error_body,
     salvage_str,
     short_str,
+)
+from ._common import (
+    event_type as _event_type,
 )
 from .sse import SSEEvent, split_events
 

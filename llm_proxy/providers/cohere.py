@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from ._common import (
-    event_type as _event_type,
     Exchange,
     ParsedExchange,
     apply_usage,
@@ -20,10 +19,13 @@ from ._common import (
     dumps,
     get,
     loads,
-    parse_events,
     loads_obj,
+    parse_events,
     read_common_request,
     read_error_body,
+)
+from ._common import (
+    event_type as _event_type,
 )
 from .sse import split_events
 

@@ -14,7 +14,6 @@ from typing import Any
 from urllib.parse import unquote
 
 from ._common import (
-    event_type as _event_type,
     Exchange,
     ParsedExchange,
     apply_error,
@@ -31,6 +30,9 @@ from ._common import (
     read_error_body,
     salvage_str,
     short_str,
+)
+from ._common import (
+    event_type as _event_type,
 )
 from .sse import SSEEvent, split_events
 

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from llm_proxy.store.finalize import publish
 from llm_proxy.store.journal import list_segments, read_segment
 from llm_proxy.store.layout import (
     FILE_MODE,
@@ -24,7 +25,6 @@ from llm_proxy.store.layout import (
     partition_dir,
     partition_of,
 )
-from llm_proxy.store.finalize import publish
 from llm_proxy.store.parquet import records_to_table
 
 __all__ = ["flush_records", "replay", "manifest_path", "unflushed_records"]

@@ -1,0 +1,156 @@
+"""The proxy's end of the channel to the capture worker process.
+
+Frames (``marshal``) go out over a socketpair, coalesced per event-loop pass; acknowledgements
+come back cumulatively. Unacknowledged captures are kept, so a worker that dies is restarted and
+sent them again; one watchdog fails the captures that are not journaled in time, and the addon
+then fails their requests rather than relay them unrecorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pickle
+import socket
+import subprocess
+import sys
+import time
+from collections import deque
+from typing import Any
+
+from llm_proxy.addon.worker import ACK, FRAME_HEADER, encode_frame
+from llm_proxy.audit import AuditConfig
+
+__all__ = ["ACK_TIMEOUT_S", "WorkerClient"]
+
+log = logging.getLogger("llm_proxy")
+
+ACK_TIMEOUT_S = 30.0
+
+
+class WorkerClient(asyncio.Protocol):
+    """The proxy's end of the socketpair to the capture worker; restarts it if it dies."""
+
+    def __init__(self, config: AuditConfig, store: str, instance: str) -> None:
+        self._setup = pickle.dumps({"config": config, "store": store, "instance": instance})
+        self._transport: asyncio.Transport | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        # (seq, frame, future, loop time sent), oldest first: acknowledgements are cumulative
+        self._pending: deque[tuple[int, bytes, asyncio.Future[None], float]] = deque()
+        self._seq = 0
+        self._buf = bytearray()
+        self._closing = False
+        self._restarts: deque[float] = deque(maxlen=5)
+        self._watching = False
+        self._outbox: list[bytes] = []
+
+    def _watchdog(self) -> None:
+        """Fail captures not journaled in time (one timer for all, not one per flow)."""
+        if self._closing:
+            return
+        loop = asyncio.get_running_loop()
+        cutoff = loop.time() - ACK_TIMEOUT_S
+        for _seq, _frame, fut, sent_at in self._pending:
+            if sent_at > cutoff:
+                break
+            if not fut.done():
+                fut.set_exception(TimeoutError("capture worker did not journal the record"))
+        loop.call_later(1.0, self._watchdog)
+
+    async def start(self) -> None:
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "llm_proxy.addon.worker", str(child.fileno())],
+            pass_fds=(child.fileno(),),
+        )
+        child.close()
+        loop = asyncio.get_running_loop()
+        await loop.create_unix_connection(lambda: self, sock=parent)
+        assert self._transport is not None
+        self._transport.write(FRAME_HEADER.pack(len(self._setup)) + self._setup)
+        for _seq, frame, _fut, _at in self._pending:  # resend what a dead worker did not journal
+            self._transport.write(frame)
+        if not self._watching:
+            self._watching = True
+            loop.call_later(1.0, self._watchdog)
+
+    def _send(self, frame: bytes) -> None:
+        """Queue a frame; all frames queued in one event-loop pass go out in one write."""
+        if self._transport is None:
+            return
+        self._outbox.append(frame)
+        if len(self._outbox) == 1:
+            asyncio.get_running_loop().call_soon(self._flush_outbox)
+
+    def _flush_outbox(self) -> None:
+        if self._transport is not None and self._outbox:
+            self._transport.write(b"".join(self._outbox))
+        self._outbox.clear()
+
+    def prefetch(self, request_part: dict[str, Any]) -> None:
+        """Send a request early so the worker decodes and redacts it while the upstream works.
+
+        Not acknowledged and not resent: the full capture carries the request again.
+        """
+        self._send(encode_frame(request_part))
+
+    def submit(self, capture: dict[str, Any]) -> asyncio.Future[None]:
+        """Queue a capture; the future resolves once its record is journaled."""
+        self._seq += 1
+        capture["seq"] = self._seq
+        frame = encode_frame(capture)
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._pending.append((self._seq, frame, fut, loop.time()))
+        self._send(frame)
+        return fut
+
+    # asyncio.Protocol -------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self._buf += data
+        usable = len(self._buf) - len(self._buf) % ACK.size
+        if not usable:
+            return
+        (acked,) = ACK.unpack_from(self._buf, usable - ACK.size)
+        del self._buf[:usable]
+        pending = self._pending
+        while pending and pending[0][0] <= acked:
+            fut = pending.popleft()[2]
+            if not fut.done():
+                fut.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        self._outbox.clear()  # what matters is in _pending and is resent to the next worker
+        if self._closing:
+            return
+        now = time.monotonic()
+        self._restarts.append(now)
+        if len(self._restarts) == self._restarts.maxlen and now - self._restarts[0] < 60:
+            log.error("llm-audit: capture worker keeps dying; not restarting. Records pending: "
+                      "%d. Check the store's disk and permissions.", len(self._pending))
+            for _seq, _frame, fut, _at in self._pending:
+                if not fut.done():
+                    fut.set_exception(RuntimeError("capture worker unavailable"))
+            return
+        log.error("llm-audit: capture worker exited (code %s); restarting and resending %d "
+                  "unacknowledged records", self._proc.poll() if self._proc else None,
+                  len(self._pending))
+        asyncio.get_running_loop().create_task(self.start())
+
+    async def close(self) -> None:
+        """Stop sending; the worker flushes everything to Parquet on EOF, then exits."""
+        self._closing = True
+        if self._transport is not None:
+            self._transport.write_eof() if self._transport.can_write_eof() else None
+        if self._proc is not None:
+            deadline = time.monotonic() + 60
+            while self._proc.poll() is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            if self._proc.poll() is None:
+                log.error("llm-audit: capture worker did not finish its flush in 60 s")
+        if self._transport is not None:
+            self._transport.close()
