@@ -126,3 +126,10 @@ def test_prefetched_request_gives_the_same_record_and_a_stale_one_is_ignored():
     builder.prefetch({"kind": "request", "fid": "flow-1", "rqh": capture()["rqh"], "rqb": stale})
     again = builder.build(capture())
     assert again == plain and "OLD" not in again["request_body"]
+
+
+def test_host_header_is_an_address_not_pii():
+    cap = capture(rqh=capture()["rqh"] + ((b"Host", b"10.0.0.7:8000"),))
+    r = build(cap)
+    assert json.loads(r["request_headers"])["host"] == "10.0.0.7:8000"
+    assert "ip_address" not in (r["redactions"] or "")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import traceback
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +30,7 @@ from llm_proxy.addon.credentials import (
 from llm_proxy.audit import AuditConfig
 from llm_proxy.pricing import FREE_OPERATIONS, PriceTable, estimate_usage
 from llm_proxy.providers import parse_exchange
-from llm_proxy.redact import RedactionPolicy, Redactor, merge_counts
+from llm_proxy.redact import ADDRESS_HEADERS, RedactionPolicy, Redactor, merge_counts
 from llm_proxy.schema import COLUMN_GROUPS, RECORD_SCHEMA, empty_record
 
 __all__ = ["RecordBuilder", "classify_transport_error", "ratelimit_usage_pct", "ulid"]
@@ -171,6 +172,7 @@ class RecordBuilder:
     _prefetched: dict[str, _RequestPart] = field(default_factory=dict)
     _header_cache: dict[tuple[str, str, str], tuple[str, dict[str, int]]] = field(
         default_factory=dict)
+    _failures: int = 0
 
     @classmethod
     def from_config(cls, config: AuditConfig, instance: str) -> RecordBuilder:
@@ -181,10 +183,15 @@ class RecordBuilder:
         """The record for one capture; never raises (a failure is recorded in error_trace)."""
         try:
             return _storable(self._build(cap))
-        except Exception:  # the proxy must never lose a record to a parsing bug
+        except Exception as exc:  # the proxy must never lose a record to a parsing bug
             record = self._skeleton(cap)
             record["error_type"] = record["error_type"] or "audit_error"
             record["error_trace"] = traceback.format_exc(limit=8)
+            self._failures += 1
+            if self._failures <= 5 or self._failures % 1000 == 0:  # loud, but not a flood
+                print(f"llm-audit worker: record {record['id']} built from what could be read "
+                      f"({type(exc).__name__}: {exc}); {self._failures} so far; "
+                      "the trace is in its error_trace column", file=sys.stderr, flush=True)
             return _storable(record)
 
     def _skeleton(self, cap: dict[str, Any]) -> dict[str, Any]:
@@ -382,8 +389,9 @@ class RecordBuilder:
         out = {}
         cache = self._header_cache
         for name, value in headers.items():
-            if value.startswith(("[REDACTED", "Bearer [RED", "Basic [RED")):
-                out[name] = value
+            if name in ADDRESS_HEADERS or value.startswith(("[REDACTED", "Bearer [RED",
+                                                             "Basic [RED")):
+                out[name] = value  # an address is not PII; a fingerprint stays as it is
                 continue
             key = (mode, name, value)  # most header values repeat from call to call
             hit = cache.get(key)

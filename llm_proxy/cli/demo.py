@@ -86,6 +86,7 @@ SELECT strftime(ts, '%H:%M:%S') AS time, provider || ' ' || operation AS call,
        coalesce(response_model, request_model) AS model,
        status_code AS status, CASE WHEN stream THEN 'yes' ELSE '' END AS stream,
        coalesce(input_tokens, 0) || '/' || coalesce(output_tokens, 0) AS tokens,
+       CASE WHEN cost_usd IS NULL THEN '' ELSE printf('$%.6f', cost_usd) END AS cost,
        round(latency_ms) AS ms, coalesce(error_type, '') AS error,
        coalesce(array_to_string(json_keys(redactions), ','), '') AS redacted
 FROM flows ORDER BY ts, id
@@ -103,7 +104,7 @@ def run_demo(store: Path, config: Path | None = None) -> list[tuple[Any, ...]]:
                              upstream_ca=Path(mock.ca_cert_path), config=config)
         with proxy:
             lines = drive_clients(mock.url, proxy.url, proxy.ca_bundle)
-    out = console(min_width=130)
+    out = console(min_width=150)
     out.print(f"[bold]Mock LLM server[/] {mock.url}  →  [bold]proxy[/] {proxy.url}  →  "
               f"[bold]store[/] {store}")
     for line in lines:
@@ -112,7 +113,7 @@ def run_demo(store: Path, config: Path | None = None) -> list[tuple[Any, ...]]:
     cur = con.execute(SUMMARY_SQL)
     columns = [d[0] for d in cur.description]
     rows = cur.fetchall()
-    emit(columns, rows, "table", title=f"{len(rows)} audit records", min_width=130)
+    emit(columns, rows, "table", title=f"{len(rows)} audit records", min_width=150)
     return rows
 
 
@@ -129,7 +130,10 @@ def demo(
         f"\nThe records are in {target}. Try:\n"
         f"  llm-audit sql --store {target} \"select ts, request_model, status_code, input_tokens, "
         "output_tokens, latency_ms from flows\"\n"
-        f"  llm-audit sql --store {target} --format json \"select * from errors\""
+        f"  llm-audit search --store {target} summarise\n"
+        f"  llm-audit report cost --store {target} --by model\n"
+        f"  llm-audit verify --store {target}\n"
+        f"  llm-audit rescan --store {target}"
     )
     if not rows:
         raise typer.Exit(1)

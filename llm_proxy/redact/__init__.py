@@ -12,9 +12,16 @@ given-name list); no model is downloaded.
 
 from llm_proxy.redact.engine import Redactor, merge_counts
 from llm_proxy.redact.kinds import BUILTIN_KINDS, PII_KINDS, PLACEHOLDER_RE, SECRET_KINDS
-from llm_proxy.redact.policy import BODY_FIELDS, FIELD_MODES, FIELDS, RedactionPolicy
+from llm_proxy.redact.policy import (
+    ADDRESS_HEADERS,
+    BODY_FIELDS,
+    FIELD_MODES,
+    FIELDS,
+    RedactionPolicy,
+)
 
 __all__ = [
+    "ADDRESS_HEADERS",
     "BODY_FIELDS",
     "BUILTIN_KINDS",
     "FIELDS",

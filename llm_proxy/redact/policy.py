@@ -16,6 +16,7 @@ from llm_proxy.errors import ConfigError
 from llm_proxy.redact.kinds import BUILTIN_KINDS, PII_KINDS, SECRET_KINDS
 
 __all__ = [
+    "ADDRESS_HEADERS",
     "BODY_FIELDS",
     "FIELDS",
     "FIELD_MODES",
@@ -27,6 +28,9 @@ __all__ = [
 FIELDS = ("request_body", "response_body", "request_headers", "response_headers", "query",
           "error_message")
 BODY_FIELDS = frozenset({"request_body", "response_body"})
+# Headers that say where a request went, not who sent it: secrets are masked, PII rules skip
+# them (an IP host would read as personal data; the host is a column of its own anyway).
+ADDRESS_HEADERS = frozenset({"host", ":authority"})
 # redact: secrets and the configured PII kinds; drop: not stored at all;
 # keep: stored as sent, except that secrets are still masked (they never reach disk).
 FIELD_MODES = ("redact", "drop", "keep")

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from llm_proxy.redact.engine import Redactor
-from llm_proxy.redact.policy import BODY_FIELDS, FIELDS
+from llm_proxy.redact.engine import Redactor, merge_counts
+from llm_proxy.redact.policy import ADDRESS_HEADERS, BODY_FIELDS, FIELDS
 from llm_proxy.store.exports import EXPORTS_FILE, export_paths
 
 __all__ = ["DROPPED_FIELD", "SCANNED_SUFFIXES", "Finding", "ScanReport", "scan_store"]
@@ -106,8 +106,27 @@ def _counts(redactor: Redactor, column: str, value: object) -> dict[str, int]:
         return redactor.redact_json(value)[1]
     if column in _METADATA_COLUMNS:
         return redactor.mask_secrets(value)[1]
+    if column in _HEADER_COLUMNS and (counts := _header_counts(redactor, column, value)) is not None:
+        return counts
     # Configured fields get their mode (keep: secrets only); any other text is redacted.
     return redactor.redact_body(value, field=column)[1]
+
+
+_HEADER_COLUMNS = frozenset({"request_headers", "response_headers"})
+
+
+def _header_counts(redactor: Redactor, column: str, value: str) -> dict[str, int] | None:
+    """Headers as the record builder treats them: address headers for secrets only."""
+    try:
+        headers = json.loads(value)
+    except ValueError:
+        return None
+    if not isinstance(headers, dict):
+        return None
+    address = [str(headers.pop(name)) for name in list(headers) if name in ADDRESS_HEADERS]
+    counts = [redactor.redact_body(json.dumps(headers), field=column)[1]]
+    counts += [redactor.mask_secrets(v)[1] for v in address]
+    return merge_counts(*counts)
 
 
 # A record: its 1-based row (or line) number and its (column, value) cells.
