@@ -137,3 +137,29 @@ def test_two_proxies_share_one_store(mock, tmp_path: Path):
     assert len(files) == len({f.name for f in files}) >= 2
     rows = records(store, "user_id like 'shared-%'", columns="id, user_id")
     assert len(rows) == 10 and len({r["id"] for r in rows}) == 10
+
+
+def test_exchange_in_flight_at_shutdown_is_recorded(mock, tmp_path: Path):
+    """A request still waiting for its upstream when the proxy stops gets its record too."""
+    store = tmp_path / "store"
+    proxy = ProxyProcess(store=store, confdir=tmp_path / "mitm", upstream_ca=Path(mock.ca_cert_path))
+    proxy.start()
+    client = openai_client(mock.url, proxy.url, proxy.ca_bundle, max_retries=0, timeout=30,
+                           default_headers={"x-mock-scenario": "hang", "x-user-id": "inflight"})
+    outcome: list[str] = []
+
+    def call() -> None:
+        try:
+            client.chat.completions.create(model="gpt-4o-mini", messages=MSG)
+            outcome.append("answered")
+        except Exception as exc:
+            outcome.append(type(exc).__name__)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    time.sleep(1.0)
+    assert proxy.stop() == 0
+    thread.join(35)
+    assert outcome and outcome[0] != "answered"
+    [r] = records(store, "user_id = 'inflight'")
+    assert r["error_type"] == "proxy_shutdown" and r["request_model"] == "gpt-4o-mini"

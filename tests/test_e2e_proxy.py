@@ -245,3 +245,17 @@ def test_untrusted_upstream_certificate_is_a_tls_error(mock, tmp_path, user):
             client.chat.completions.create(model="gpt-4o-mini", messages=MSG)
         [r] = records(strict.store, f"user_id = '{user}'", expect=1)
     assert r["error_type"] == "tls" and "certificate" in r["error_message"].lower()
+
+
+def test_huge_bodies_are_cut_at_the_cap_and_marked(mock, proxy, user):
+    """3 MiB prompt, 2 MiB answer: relayed whole, recorded up to max_body_bytes (1 MiB)."""
+    prompt = "word " * (3 * 1024 * 1024 // 5)
+    reply = oai(mock, proxy, user, default_headers={"x-mock-scenario": "big:2097152"}
+                ).chat.completions.create(model="gpt-4o-mini",
+                                          messages=[{"role": "user", "content": prompt}])
+    assert len(reply.choices[0].message.content) > 2_000_000  # the client got everything
+    [r] = records(proxy.store, f"user_id = '{user}'", expect=1)
+    assert r["request_truncated"] and r["response_truncated"]
+    assert r["request_bytes"] > 3_000_000 and r["response_bytes"] > 2_000_000
+    assert len(r["request_body"]) < 1_100_000 and "[truncated:" in r["request_body"]
+    assert r["output_tokens"] == reply.usage.completion_tokens  # parsed from the whole body

@@ -71,6 +71,7 @@ class AuditAddon:
         self._intercept_cache: dict[str, bool] = {}
         self._extra_hosts: tuple[str, ...] = ()
         self._raw_cap = 4 * 1024 * 1024
+        self._live: dict[str, http.HTTPFlow] = {}  # intercepted exchanges not yet recorded
 
     # lifecycle ----------------------------------------------------------------------------------
     def load(self, loader: Any) -> None:
@@ -117,8 +118,12 @@ class AuditAddon:
                  self.config.store, instance, bundle)
 
     async def done(self) -> None:
-        if self.client is not None:
-            await self.client.close()
+        """Record what is still in flight, then let the worker flush everything and exit."""
+        if self.client is None:
+            return
+        for flow in list(self._live.values()):  # mitmproxy sends no error hook for these
+            self._record_unfinished(flow, "proxy shutdown: the exchange was still in progress")
+        await self.client.close()
 
     # connection hooks ----------------------------------------------------------------------------
     def intercepted(self, host: str) -> bool:
@@ -137,11 +142,13 @@ class AuditAddon:
 
     # flow hooks ------------------------------------------------------------------------------
     def request(self, flow: http.HTTPFlow) -> None:
-        """Hand a large request to the worker now, so its redaction overlaps the upstream's
-        answer (a 100 KiB RAG prompt takes milliseconds to redact; a small one is cheaper to
-        redact with its response than to send twice)."""
-        if (self.client is not None and len(flow.request.raw_content or b"") >= _PREFETCH_MIN
-                and self.intercepted(flow.request.host)):
+        """Track the exchange until it is recorded, and hand a large request to the worker
+        now, so its redaction overlaps the upstream's answer (a 100 KiB RAG prompt takes
+        milliseconds to redact; a small one is cheaper to redact with its response)."""
+        if self.client is None or not self.intercepted(flow.request.host):
+            return
+        self._live[flow.id] = flow
+        if len(flow.request.raw_content or b"") >= _PREFETCH_MIN:
             part = self._request_part(flow)
             part["kind"] = "request"
             self.client.prefetch(part)
@@ -160,6 +167,7 @@ class AuditAddon:
             return
         fut = self.client.submit(self._capture(flow))
         flow.metadata["llm_audit"] = True
+        self._live.pop(flow.id, None)
         try:
             await fut  # the channel's watchdog fails it after ACK_TIMEOUT_S
         except (TimeoutError, RuntimeError) as exc:
@@ -173,8 +181,17 @@ class AuditAddon:
         if (self.client is None or flow.metadata.get("llm_audit")
                 or not self.intercepted(flow.request.host)):
             return
+        self._record_unfinished(flow, None)
+
+    def _record_unfinished(self, flow: http.HTTPFlow, reason: str | None) -> None:
+        """One record for an exchange that ended without a relayed response (not awaited)."""
+        assert self.client is not None
         flow.metadata["llm_audit"] = True
-        self.client.submit(self._capture(flow))
+        self._live.pop(flow.id, None)
+        capture = self._capture(flow)
+        if reason and not capture.get("err"):
+            capture["err"] = reason
+        self.client.submit(capture)
 
     # the raw capture ---------------------------------------------------------------------------
     def _request_part(self, flow: http.HTTPFlow) -> dict[str, Any]:

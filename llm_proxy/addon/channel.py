@@ -144,8 +144,9 @@ class WorkerClient(asyncio.Protocol):
     async def close(self) -> None:
         """Stop sending; the worker flushes everything to Parquet on EOF, then exits."""
         self._closing = True
-        if self._transport is not None:
-            self._transport.write_eof() if self._transport.can_write_eof() else None
+        self._flush_outbox()  # frames queued in this loop pass go out before the EOF
+        if self._transport is not None and self._transport.can_write_eof():
+            self._transport.write_eof()
         if self._proc is not None:
             deadline = time.monotonic() + 60
             while self._proc.poll() is None and time.monotonic() < deadline:

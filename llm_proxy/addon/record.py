@@ -63,6 +63,8 @@ def classify_transport_error(message: str) -> str:
         return "connection"
     if "killed" in m:
         return "killed"
+    if "shutdown" in m:
+        return "proxy_shutdown"
     return "proxy_error"
 
 
