@@ -44,6 +44,7 @@ _COMMAND_MODULES = (
     "llm_proxy.cli.retention",
     "llm_proxy.cli.redact",
     "llm_proxy.cli.alerts",
+    "llm_proxy.cli.ship",
     "llm_proxy.cli.demo",
 )
 
