@@ -108,3 +108,15 @@ def test_empty_store_and_bad_options(store: Path):
     assert code == 0 and "no traffic in the window" in out
     code, _out, err = cli("top", "--once", "--window", "soon", "--store", str(store))
     assert code == 2 and "--window 'soon' is not a duration" in err
+
+
+def test_tail_follow_stops_cleanly_on_ctrl_c(live_store: Path):
+    """Ctrl-C lands between refreshes, never inside a DuckDB query: exit 0, no traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "llm_proxy", "tail", "-f", "--store",
+                             str(live_store)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err

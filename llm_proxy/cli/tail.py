@@ -23,6 +23,7 @@ from llm_proxy.cli.filters import (
     make_filters,
     tail_line,
 )
+from llm_proxy.cli.interrupt import until_interrupted
 from llm_proxy.cli.options import ConfigOpt, StoreOpt, resolve
 from llm_proxy.cli.output import console
 from llm_proxy.errors import UsageError
@@ -99,15 +100,13 @@ def tail(
     if not follow:
         return
     started = time.monotonic()
-    try:
-        while max_seconds is None or time.monotonic() - started < max_seconds:
-            time.sleep(interval)
+    with until_interrupted() as stop:
+        while not stop.wait(interval) and (
+                max_seconds is None or time.monotonic() - started < max_seconds):
             fresh = follower.poll(datetime.now(UTC))
             if fresh:
                 # relative --since/--until keep their meaning as time passes
                 emit(matching(root, prepare(filters), fresh))
-    except KeyboardInterrupt:
-        return
 
 
 def register(app: typer.Typer) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from llm_proxy.cli.interrupt import until_interrupted
 from llm_proxy.cli.options import ConfigOpt, StoreOpt, resolve
 from llm_proxy.errors import UsageError
 from llm_proxy.timeparse import parse_duration
@@ -66,14 +66,11 @@ def top(
     if once:
         console.print(frame(store_path, window_s=window_s, latest=latest))
         return
-    try:
-        with Live(frame(store_path, window_s=window_s, latest=latest), console=console,
-                  refresh_per_second=4, screen=False, transient=False) as live:
-            while True:
-                time.sleep(interval)
-                live.update(frame(store_path, window_s=window_s, latest=latest))
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
+    with until_interrupted() as stop, Live(
+            frame(store_path, window_s=window_s, latest=latest), console=console,
+            refresh_per_second=4, screen=False, transient=False) as live:
+        while not stop.wait(interval):
+            live.update(frame(store_path, window_s=window_s, latest=latest))
 
 
 def register(app: typer.Typer) -> None:
