@@ -44,6 +44,58 @@ def test_anthropic_cache_reads_and_writes_are_inside_input_tokens():
     assert c.cost_usd == pytest.approx(0.0045 + 0.0003 + 0.001875 + 0.003)
 
 
+def test_claude_sonnet_4_6_cache_reads_and_writes():
+    # claude-sonnet-4-6 (price table 2026-11-26): $3 in, $0.30 cache read, $3.75 5-minute cache
+    # write, $15 out; the dateless ID is the snapshot, Bedrock spells it anthropic.<id>
+    for model in ("claude-sonnet-4-6", "us.anthropic.claude-sonnet-4-6"):
+        c = cost("anthropic" if "." not in model else "bedrock", model,
+                 inp=3000, cached=1000, write=500, out=200)
+        assert c.cost_input_usd == pytest.approx(1500 * 3.0 / 1e6)  # 0.0045
+        assert c.cost_cached_input_usd == pytest.approx(1000 * 0.30 / 1e6)  # 0.0003
+        assert c.cost_cache_write_usd == pytest.approx(500 * 3.75 / 1e6)  # 0.001875
+        assert c.cost_output_usd == pytest.approx(200 * 15.0 / 1e6)  # 0.003
+        assert c.cost_usd == pytest.approx(0.009675)
+    # 4.6 serves the 1M window at the standard rates: 500k in, 1k out = 1.5 + 0.015
+    assert cost("anthropic", "claude-sonnet-4-6", inp=500_000, out=1000).cost_usd == \
+        pytest.approx(1.515)
+
+
+def test_gpt_6_1_sol_cached_input_and_reasoning_tokens():
+    # gpt-6.1-sol: $2 in, $0.10 cached, $10 out (reasoning at the output rate); the dated
+    # snapshot Chat Completions reports resolves to it. 10k in of which 8k cached; 2k out of
+    # which 1.5k reasoning.
+    c = cost("openai", "gpt-6.1-sol-2026-09-29", inp=10_000, cached=8_000, out=2_000,
+             reasoning=1_500)
+    assert c.cost_input_usd == pytest.approx(2000 * 2.0 / 1e6)  # 0.004
+    assert c.cost_cached_input_usd == pytest.approx(8000 * 0.10 / 1e6)  # 0.0008
+    assert c.cost_output_usd == pytest.approx(500 * 10.0 / 1e6)  # 0.005
+    assert c.cost_reasoning_usd == pytest.approx(1500 * 10.0 / 1e6)  # 0.015
+    assert c.cost_usd == pytest.approx(0.0248)
+
+
+def test_gpt_6_cache_writes_and_the_272k_tier_apply_to_the_whole_request():
+    # gpt-6.2-sol: 2.50 per 1M cache writes; above 272K input tokens input and cache rates
+    # double ($4, $0.20 cached, $5 writes) and output goes to 1.5x ($15) for every token
+    short = cost("openai", "gpt-6.2-sol", inp=272_000, cached=200_000, write=50_000, out=1000)
+    assert short.cost_usd == pytest.approx(22_000 * 2.0 / 1e6 + 200_000 * 0.10 / 1e6
+                                           + 50_000 * 2.50 / 1e6 + 1000 * 10.0 / 1e6)  # 0.209
+    long = cost("openai", "gpt-6.2-sol", inp=300_000, cached=100_000, out=1000)
+    assert long.cost_input_usd == pytest.approx(200_000 * 4.0 / 1e6)  # 0.8
+    assert long.cost_cached_input_usd == pytest.approx(100_000 * 0.20 / 1e6)  # 0.02
+    assert long.cost_output_usd == pytest.approx(1000 * 15.0 / 1e6)  # 0.015
+    assert long.cost_usd == pytest.approx(0.835)
+
+
+def test_claude_haiku_5_5_prompt_size_tier_counts_cache_reads_and_writes():
+    # Haiku 5.5: $0.10 / $0.01 read / $0.125 write / $0.50 out up to 100k prompt tokens;
+    # $0.50 / $0.05 / $0.625 / $2.50 on every token of a bigger request
+    small = cost("anthropic", "claude-haiku-5-5", inp=100_000, cached=90_000, out=1000)
+    assert small.cost_usd == pytest.approx(0.001 + 0.0009 + 0.0005)
+    big = cost("anthropic", "claude-haiku-5-5", inp=120_000, cached=90_000, write=10_000, out=1000)
+    assert big.cost_usd == pytest.approx(20_000 * 0.50 / 1e6 + 90_000 * 0.05 / 1e6
+                                         + 10_000 * 0.625 / 1e6 + 1000 * 2.50 / 1e6)  # 0.02325
+
+
 def test_reasoning_is_shown_apart_at_the_output_rate_by_default():
     # o4-mini: $1.10 in, $4.40 out; OpenAI counts the 1000 reasoning tokens inside the 1100 output
     c = cost("openai", "o4-mini-2025-04-16", inp=100, out=1100, reasoning=1000)
@@ -75,6 +127,9 @@ def test_per_request_fee():
     ("anthropic", "claude-sonnet-4-5", 200_000, 1000, 200_000 * 3 / 1e6 + 1000 * 15 / 1e6),
     # Gemini 2.5 Pro above 200k: $2.50 in / $15 out
     ("gemini", "gemini-2.5-pro", 300_000, 2000, 0.75 + 0.03),
+    # Gemini 3.1 Pro Preview: $2 / $12 up to 200k prompt tokens, $4 / $18 above
+    ("gemini", "gemini-3.1-pro-preview", 250_000, 2000, 1.0 + 0.036),
+    ("gemini", "models/gemini-3.1-pro-preview", 200_000, 2000, 0.4 + 0.024),
 ])
 def test_long_context_tier(provider, model, inp, out, expected):
     assert cost(provider, model, inp=inp, out=out).cost_usd == pytest.approx(expected)

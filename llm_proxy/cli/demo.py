@@ -73,11 +73,11 @@ def drive_clients(base_url: str, proxy_url: str, ca_bundle: Path) -> list[str]:
     call("openai 500", lambda: oai.with_options(max_retries=0).chat.completions.create(
         model="gpt-4o-mini", messages=msgs, extra_headers={"x-mock-scenario": "server_error"}))
     call("anthropic messages", lambda: ant.messages.create(
-        model="claude-sonnet-4-5", max_tokens=256, messages=msgs))
+        model="claude-sonnet-4-6", max_tokens=256, messages=msgs))
     call("anthropic messages (stream)", lambda: list(ant.messages.create(
         model="claude-haiku-4-5", max_tokens=256, messages=msgs, stream=True)))
     call("anthropic count_tokens", lambda: ant.messages.count_tokens(
-        model="claude-sonnet-4-5", messages=msgs))
+        model="claude-sonnet-4-6", messages=msgs))
     return done
 
 
