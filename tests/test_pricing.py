@@ -136,8 +136,8 @@ def test_long_context_tier(provider, model, inp, out, expected):
 
 
 def test_cached_reads_default_to_the_input_rate():
-    # mistral-large has no cache price: all 1000 input tokens at $2
-    c = cost("mistral", "mistral-large-latest", inp=1000, cached=100, out=0)
+    # mistral-large (2.1) has no cache price: all 1000 input tokens at $2
+    c = cost("mistral", "mistral-large-2411", inp=1000, cached=100, out=0)
     assert c.cost_input_usd + c.cost_cached_input_usd == pytest.approx(1000 * 2.0 / 1e6)
 
 
@@ -330,3 +330,158 @@ def test_estimate_usage_embeddings_and_non_json():
     inp, out = estimate_usage(provider="unknown", operation=None, request_body="plain text here",
                               response_body="and an answer")
     assert inp > 0 and out > 0
+
+
+# ------------------------------------------------------- 2026 models and time-of-day prices
+
+def _us(text: str) -> int:
+    """A UTC moment as a record's ``ts`` (integer microseconds)."""
+    import datetime as dt
+
+    moment = dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
+    return (moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
+
+
+def test_mistral_large_4_with_cache_reads():
+    # mistral-large-4: $0.68 in, $0.068 cache read, $2.09 out; 10,000 in of which 4,000 cached
+    c = cost("mistral", "mistral-large-4-0", inp=10_000, cached=4_000, out=2_000)
+    assert c.cost_input_usd == pytest.approx(6_000 * 0.68 / 1e6)  # 0.00408
+    assert c.cost_cached_input_usd == pytest.approx(4_000 * 0.068 / 1e6)  # 0.000272
+    assert c.cost_output_usd == pytest.approx(2_000 * 2.09 / 1e6)  # 0.00418
+    assert c.cost_usd == pytest.approx(0.008532)
+    # mistral-large-latest is Large 3 ($0.50 / $1.50), not Large 4 nor Large 2 ($2 / $6)
+    assert cost("mistral", "mistral-large-latest", inp=1000, out=1000).cost_usd == \
+        pytest.approx(0.002)
+
+
+def test_deepseek_cache_hit_and_miss_input_off_peak():
+    # deepseek-flash off-peak (a Saturday): miss $0.15, hit $0.003, output $0.60 per 1M
+    # (DeepSeek's prompt_cache_hit_tokens are cached_input; input_tokens = hits + misses)
+    c = TABLE.cost(provider="deepseek", model="deepseek-flash", operation="chat",
+                   input_tokens=100_000, cached_input_tokens=80_000, output_tokens=5_000,
+                   cache_write_tokens=None, reasoning_tokens=3_000,
+                   at=_us("2026-11-28T02:00:00"))
+    assert c.cost_input_usd == pytest.approx(20_000 * 0.15 / 1e6)  # 0.003
+    assert c.cost_cached_input_usd == pytest.approx(80_000 * 0.003 / 1e6)  # 0.00024
+    assert c.cost_output_usd == pytest.approx(2_000 * 0.60 / 1e6)  # 0.0012
+    assert c.cost_reasoning_usd == pytest.approx(3_000 * 0.60 / 1e6)  # 0.0018, as output
+    assert c.cost_usd == pytest.approx(0.00624)
+    # the retired deepseek-v4-flash name is billed as Flash
+    assert TABLE.resolve("deepseek", "deepseek-v4-flash").model == "deepseek-flash"
+
+
+@pytest.mark.parametrize(("when", "peak"), [
+    ("2026-11-26T00:59:59", False),  # Thursday, just before the first peak window
+    ("2026-11-26T01:00:00", True),  # start inclusive
+    ("2026-11-26T03:59:59", True),
+    ("2026-11-26T04:00:00", False),  # end exclusive
+    ("2026-11-26T05:30:00", False),  # between the two windows
+    ("2026-11-26T09:59:00", True),
+    ("2026-11-26T10:00:00", False),
+    ("2026-11-28T02:00:00", False),  # Saturday: off-peak all day
+    ("2026-10-06T02:00:00", False),  # Tuesday of the National Day holiday
+    ("2026-09-25T07:00:00", False),  # Mid-Autumn Festival, a Friday
+    ("2026-09-24T07:00:00", True),  # the Thursday before
+])
+def test_deepseek_peak_hours_by_record_timestamp(when: str, peak: bool):
+    # deepseek-v4-pro: off-peak $0.66 / $0.022 / $1.98, peak twice that
+    c = TABLE.cost(provider="deepseek", model="deepseek-v4-pro", operation="chat",
+                   input_tokens=1_000_000, cached_input_tokens=500_000, output_tokens=100_000,
+                   cache_write_tokens=None, reasoning_tokens=None, at=_us(when))
+    off_peak = 500_000 * 0.66 / 1e6 + 500_000 * 0.022 / 1e6 + 100_000 * 1.98 / 1e6  # 0.539
+    assert c.cost_usd == pytest.approx(2 * off_peak if peak else off_peak)
+    assert c.cost_input_usd == pytest.approx(0.66 if peak else 0.33)
+
+
+def test_without_a_timestamp_the_standard_prices_apply():
+    kw = dict(provider="deepseek", model="deepseek-flash", operation="chat", input_tokens=1000,
+              output_tokens=1000, cached_input_tokens=0, cache_write_tokens=0,
+              reasoning_tokens=0)
+    assert TABLE.cost(**kw).cost_usd == pytest.approx((0.15 + 0.60) / 1000)
+    import datetime as dt
+
+    at = dt.datetime(2026, 11, 26, 2, 0, tzinfo=dt.UTC)  # a datetime works too
+    assert TABLE.cost(**kw, at=at).cost_usd == pytest.approx((0.30 + 1.20) / 1000)
+
+
+WINDOWED = PriceTable.from_toml('''
+version = "t-1"
+[models.acme."night-owl"]
+input = 1.0
+cached_input = 0.5
+output = 4.0
+[[models.acme."night-owl".time_windows]]
+hours_utc = "16:30-00:30"
+input = 0.25
+output = 1.0
+[[models.acme."night-owl".time_windows]]
+hours_utc = ["12:00-12:00"]
+weekdays = ["sun"]
+input = 0.0
+output = 0.0
+''')
+
+
+@pytest.mark.parametrize(("when", "rates"), [
+    ("2026-11-26T16:29:59", (1.0, 0.5, 4.0)),  # Thursday, before the window
+    ("2026-11-26T16:30:00", (0.25, 0.25, 1.0)),  # no cached_input in the window: its input rate
+    ("2026-11-26T23:59:59", (0.25, 0.25, 1.0)),
+    ("2026-11-27T00:00:00", (0.25, 0.25, 1.0)),  # past midnight, still inside
+    ("2026-11-27T00:29:59", (0.25, 0.25, 1.0)),
+    ("2026-11-27T00:30:00", (1.0, 0.5, 4.0)),
+    ("2026-11-29T20:00:00", (0.25, 0.25, 1.0)),  # Sunday: both windows match, the first wins
+    ("2026-11-29T10:00:00", (0.0, 0.0, 0.0)),  # Sunday, whole-day window
+])
+def test_window_wrapping_midnight_and_first_match_wins(when: str, rates: tuple):
+    c = cost("acme", "night-owl", inp=2000, cached=1000, out=1000, table=WINDOWED)
+    assert c.cost_usd == pytest.approx((1000 * 1.0 + 1000 * 0.5 + 1000 * 4.0) / 1e6)  # no ts
+    c = WINDOWED.cost(provider="acme", model="night-owl", operation="chat", input_tokens=2000,
+                      cached_input_tokens=1000, output_tokens=1000, cache_write_tokens=None,
+                      reasoning_tokens=None, at=_us(when))
+    r_in, r_cached, r_out = rates
+    assert c.cost_input_usd == pytest.approx(1000 * r_in / 1e6)
+    assert c.cost_cached_input_usd == pytest.approx(1000 * r_cached / 1e6)
+    assert c.cost_output_usd == pytest.approx(1000 * r_out / 1e6)
+
+
+@pytest.mark.parametrize(("window", "needle"), [
+    ('hours_utc = "25:00-02:00"\ninput = 1.0', "hours_utc"),
+    ('hours_utc = "1:00-2:00"\ninput = 1.0', "hours_utc"),
+    ('input = 1.0', "hours_utc"),
+    ('hours_utc = "01:00-02:00"\nweekdays = ["monday"]', "weekdays"),
+    ('hours_utc = "01:00-02:00"\nexcept_dates = ["26-10-01"]', "except_dates"),
+    ('hours_utc = "01:00-02:00"\ninput = -1', "input"),
+    ('hours_utc = "01:00-02:00"\npeak = true', "peak"),
+])
+def test_bad_time_window_names_the_key(tmp_path: Path, window: str, needle: str):
+    path = tmp_path / "p.toml"
+    path.write_text('[models.acme."m"]\ninput = 1.0\noutput = 2.0\n'
+                    f'[[models.acme."m".time_windows]]\n{window}\n')
+    with pytest.raises(ConfigError, match=needle):
+        PriceTable.load(path)
+
+
+def test_time_windows_and_long_context_do_not_combine(tmp_path: Path):
+    path = tmp_path / "p.toml"
+    path.write_text('[models.gemini."gemini-2.5-pro".time_windows]\n')  # not an array of tables
+    with pytest.raises(ConfigError, match="time_windows"):
+        PriceTable.load(path)
+    path.write_text('[[models.gemini."gemini-2.5-pro".time_windows]]\n'
+                    'hours_utc = "00:00-01:00"\ninput = 1.0\n')
+    with pytest.raises(ConfigError, match="cannot be combined"):
+        PriceTable.load(path)
+
+
+def test_user_file_can_add_a_time_window(tmp_path: Path):
+    path = tmp_path / "p.toml"
+    path.write_text('version = "night"\n[[models.openai."gpt-4o".time_windows]]\n'
+                    'hours_utc = "22:00-06:00"\ninput = 1.0\noutput = 5.0\n')
+    table = PriceTable.load(path)
+    night = table.cost(provider="openai", model="gpt-4o", operation="chat", input_tokens=1000,
+                       output_tokens=1000, cached_input_tokens=0, cache_write_tokens=0,
+                       reasoning_tokens=0, at=_us("2026-11-26T23:00:00"))
+    day = table.cost(provider="openai", model="gpt-4o", operation="chat", input_tokens=1000,
+                     output_tokens=1000, cached_input_tokens=0, cache_write_tokens=0,
+                     reasoning_tokens=0, at=_us("2026-11-26T12:00:00"))
+    assert night.cost_usd == pytest.approx((1.0 + 5.0) / 1000)
+    assert day.cost_usd == pytest.approx((2.50 + 10.0) / 1000)

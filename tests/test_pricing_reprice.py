@@ -151,3 +151,69 @@ def test_written_files_keep_the_schema(old_store: Path):
 
     for path in _files(old_store):
         assert pq.read_schema(path).equals(RECORD_SCHEMA, check_metadata=False)
+
+
+NIGHT = PriceTable.from_toml('''
+version = "night-1"
+[models.acme."night-owl"]
+input = 1.0
+cached_input = 0.5
+output = 4.0
+[[models.acme."night-owl".time_windows]]
+hours_utc = "16:30-00:30"
+except_dates = ["2026-11-27"]
+input = 0.25
+output = 1.0
+[[models.acme."night-owl".time_windows]]
+hours_utc = ["12:00-12:00"]
+weekdays = ["sat", "sun"]
+input = 0.1
+cached_input = 0.05
+output = 0.2
+[models.acme."plain"]
+input = 2.0
+output = 3.0
+''')
+
+
+@pytest.mark.parametrize("table", [PriceTable.load(), NIGHT], ids=["shipped", "wrapping"])
+def test_repriced_time_window_rows_are_bit_identical_to_the_capture_path(table: PriceTable):
+    """Peak/off-peak prices by each record's own ``ts``: vectorised == ``cost(at=ts)``."""
+    rnd = random.Random(7)
+    models = [("deepseek", "deepseek-flash"), ("deepseek", "deepseek-v4-pro"),
+              ("deepseek", "deepseek-v4-flash"), ("acme", "night-owl"), ("acme", "plain"),
+              ("openai", "gpt-4o"), ("gemini", "gemini-2.5-pro")]
+    start = 1_790_000_000_000_000  # 2026-09-21, a Monday; a fortnight with holidays after it
+    rows = []
+    for i in range(3000):
+        p, m = rnd.choice(models)
+        r = empty_record()
+        ts = start + rnd.randrange(0, 16 * 86_400_000_000)
+        if i % 7 == 0:  # exactly on a window edge: 01:00, 04:00, 16:30 or 00:30 UTC
+            day = ts - ts % 86_400_000_000
+            ts = day + rnd.choice([3600, 4 * 3600, 16 * 3600 + 1800, 1800]) * 1_000_000
+        r.update(id=str(i), ts=ts, provider=p, response_model=m, operation="chat",
+                 input_tokens=rnd.randint(1, 300_000), output_tokens=rnd.randint(0, 5000),
+                 cached_input_tokens=rnd.choice([None, rnd.randint(0, 1000)]),
+                 cache_write_tokens=None, reasoning_tokens=rnd.choice([None, 100]))
+        rows.append(r)
+    repriced = reprice_table(records_to_table(rows), table).to_pylist()
+    windowed = 0
+    for r, got in zip(rows, repriced, strict=True):
+        c = table.cost(provider=r["provider"], model=r["response_model"],
+                       operation=r["operation"], input_tokens=r["input_tokens"],
+                       output_tokens=r["output_tokens"],
+                       cached_input_tokens=r["cached_input_tokens"],
+                       cache_write_tokens=r["cache_write_tokens"],
+                       reasoning_tokens=r["reasoning_tokens"], at=r["ts"])
+        want = c.as_columns() if c else {**dict.fromkeys(COST_COLUMNS),
+                                         "price_version": table.version}
+        assert {k: got[k] for k in COST_COLUMNS} == want
+        plain = table.cost(provider=r["provider"], model=r["response_model"],
+                           operation=r["operation"], input_tokens=r["input_tokens"],
+                           output_tokens=r["output_tokens"],
+                           cached_input_tokens=r["cached_input_tokens"],
+                           cache_write_tokens=r["cache_write_tokens"],
+                           reasoning_tokens=r["reasoning_tokens"])
+        windowed += c is not None and plain is not None and c.cost_usd != plain.cost_usd
+    assert windowed > 100  # the windows really were exercised

@@ -133,6 +133,8 @@ def _storable(record: dict[str, Any]) -> dict[str, Any]:
     record can never make the journal or the Parquet flush fail."""
     for name, value in record.items():
         if value.__class__ is str:
+            if value.isascii():  # a C scan, no copy: most values, and most bodies
+                continue
             try:
                 value.encode()
             except UnicodeEncodeError:
@@ -144,7 +146,11 @@ def _storable(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-_PREFETCH_LIMIT = 1000  # requests in flight whose parts are kept; the oldest go first
+# Every request is sent ahead (see ``prefetch``); what waits for its response is bounded in
+# count and in raw bytes, the oldest going first (flows that never complete, or a burst of
+# long streams): an evicted part is simply computed again when its response arrives.
+_PREFETCH_LIMIT = 4096
+_PREFETCH_BYTES = 64 * 1024 * 1024
 _PREFETCH_MAX_BODY = 256 * 1024  # larger requests are done with their response
 _HEADER_CACHE_LIMIT = 4096
 
@@ -172,6 +178,7 @@ class RecordBuilder:
     redactor: Redactor
     prices: PriceTable
     _prefetched: dict[str, _RequestPart] = field(default_factory=dict)
+    _prefetched_bytes: int = 0
     _header_cache: dict[tuple[str, str, str], tuple[str, dict[str, int]]] = field(
         default_factory=dict)
     _failures: int = 0
@@ -223,6 +230,8 @@ class RecordBuilder:
         record["client_ip"] = cap.get("cip")
 
         part = self._prefetched.pop(cap["fid"], None)
+        if part is not None:
+            self._prefetched_bytes -= len(part.rqb or b"")
         if part is None or part.rqh != cap["rqh"] or part.rqb != cap.get("rqb"):
             part = self._request_part(cap)
         raw_req_h, req = part.raw_headers, part.decoded
@@ -327,14 +336,22 @@ class RecordBuilder:
         to decode and redact. The full capture still carries the request, so a lost or stale
         prefetch (a restarted worker, another addon changing the request) costs only time.
         """
-        if len(cap.get("rqb") or b"") > _PREFETCH_MAX_BODY:  # keep the worker's memory small
+        size = len(cap.get("rqb") or b"")
+        if size > _PREFETCH_MAX_BODY:  # keep the worker's memory small
             return
-        if len(self._prefetched) >= _PREFETCH_LIMIT:  # flows that never completed
-            self._prefetched.pop(next(iter(self._prefetched)))
+        held = self._prefetched
+        while held and (len(held) >= _PREFETCH_LIMIT
+                        or self._prefetched_bytes + size > _PREFETCH_BYTES):
+            self._prefetched_bytes -= len(held.pop(next(iter(held))).rqb or b"")
         try:
-            self._prefetched[cap["fid"]] = self._request_part(cap)
+            part = self._request_part(cap)
         except Exception:  # the full capture will compute it again, and record any failure
-            pass
+            return
+        old = held.pop(cap["fid"], None)
+        if old is not None:
+            self._prefetched_bytes -= len(old.rqb or b"")
+        held[cap["fid"]] = part
+        self._prefetched_bytes += size
 
     def _request_part(self, cap: dict[str, Any]) -> _RequestPart:
         cfg = self.config
@@ -377,7 +394,7 @@ class RecordBuilder:
             input_tokens=record["input_tokens"], output_tokens=record["output_tokens"],
             cached_input_tokens=record["cached_input_tokens"],
             cache_write_tokens=record["cache_write_tokens"],
-            reasoning_tokens=record["reasoning_tokens"])
+            reasoning_tokens=record["reasoning_tokens"], at=record["ts"])
         if cost is not None:
             record.update(cost.as_columns())
         else:  # tokens used by a model with no price: null cost, listed by `report cost`

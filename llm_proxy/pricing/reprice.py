@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from llm_proxy.pricing.table import FREE_OPERATIONS, PriceTable
+from llm_proxy.pricing.table import DAY_US, FREE_OPERATIONS, PriceTable, TimeWindow
+from llm_proxy.store import rollups
 from llm_proxy.store.finalize import publish
 from llm_proxy.store.layout import FLOWS_DIR, parquet_name
 
@@ -72,7 +74,8 @@ def reprice_table(table: pa.Table, prices: PriceTable) -> pa.Table:
     threshold: list[int] = []
     normal: list[tuple[float, ...]] = []
     long: list[tuple[float, ...]] = []
-    for key in encoded.dictionary.to_pylist():
+    windowed: list[tuple[int, tuple[TimeWindow, ...]]] = []
+    for k, key in enumerate(encoded.dictionary.to_pylist()):
         provider, _, name = key.partition(_SEP)
         price = prices.resolve(provider or None, name or None)
         known.append(price is not None)
@@ -81,6 +84,8 @@ def reprice_table(table: pa.Table, prices: PriceTable) -> pa.Table:
             long.append((0.0,) * 6)
             threshold.append(_NO_TIER)
             continue
+        if price.time_windows:
+            windowed.append((k, price.time_windows))
         normal.append(price.rates(0))
         if price.long_context is not None and price.long_context_threshold is not None:
             threshold.append(price.long_context_threshold)
@@ -96,6 +101,8 @@ def reprice_table(table: pa.Table, prices: PriceTable) -> pa.Table:
     f64 = pa.float64()
     rates = [pc.if_else(is_long, _per_key([r[k] for r in long], idx, f64),
                         _per_key([r[k] for r in normal], idx, f64)) for k in range(6)]
+    if windowed:  # time-window prices by the record's own timestamp (ModelPrice.rates)
+        rates = _window_rates(rates, idx, table.column("ts"), windowed)
     # The same operations, in the same order, as table.compute_cost (IEEE: identical results).
     uncached = pc.max_element_wise(pc.subtract(pc.subtract(inp, cached), write), 0)
     c_in = pc.divide(pc.multiply(pc.cast(uncached, f64), rates[0]), _PER_TOKEN)
@@ -122,6 +129,50 @@ def reprice_table(table: pa.Table, prices: PriceTable) -> pa.Table:
     version = pa.array([prices.version] * n, pa.string())
     return table.set_column(table.schema.get_field_index("price_version"), "price_version",
                             version)
+
+
+def _floor_divmod(a: pa.Array, b: int) -> tuple[pa.Array, pa.Array]:
+    """Python's divmod, element-wise (Arrow's integer division truncates toward zero)."""
+    q = pc.divide(a, b)
+    r = pc.subtract(a, pc.multiply(q, b))
+    neg = pc.less(r, 0)
+    return pc.if_else(neg, pc.subtract(q, 1), q), pc.if_else(neg, pc.add(r, b), r)
+
+
+def _window_rates(rates: list[pa.Array], idx: pa.Array, ts: pa.ChunkedArray,
+                  windowed: list[tuple[int, tuple[TimeWindow, ...]]]) -> list[pa.Array]:
+    """``rates`` with each row inside one of its model's time windows at that window's rates.
+
+    The same tests as ``TimeWindow.contains``; a row without a timestamp keeps the standard
+    rates, as ``PriceTable.cost(at=None)`` does. Windows are applied last to first, so the
+    first window containing a moment wins.
+    """
+    at = pc.cast(ts.combine_chunks(), pa.int64())
+    day, tod = _floor_divmod(at, DAY_US)
+    weekday = _floor_divmod(pc.add(day, 3), 7)[1]  # 1970-01-01 was a Thursday (Monday = 0)
+    f64 = pa.float64()
+    for k, windows in windowed:
+        mine = pc.equal(idx, k)
+        for window in reversed(windows):
+            inside = pa.array([False] * len(at))
+            for start, end in window.spans:
+                if start < end:
+                    span = pc.and_(pc.greater_equal(tod, start), pc.less(tod, end))
+                elif start > end:
+                    span = pc.or_(pc.greater_equal(tod, start), pc.less(tod, end))
+                else:
+                    span = pc.is_valid(tod)
+                inside = pc.or_(inside, span)
+            if window.weekdays is not None:
+                inside = pc.and_(inside, pc.is_in(
+                    weekday, value_set=pa.array(sorted(window.weekdays), pa.int64())))
+            if window.except_days:
+                inside = pc.and_(inside, pc.invert(pc.is_in(
+                    day, value_set=pa.array(sorted(window.except_days), pa.int64()))))
+            hit = pc.fill_null(pc.and_(mine, inside), False)
+            wrates = window.price.rates(0)
+            rates = [pc.if_else(hit, pa.scalar(wrates[j], f64), rates[j]) for j in range(6)]
+    return rates
 
 
 def partition_files(store: Path, since: datetime | None = None,
@@ -189,5 +240,8 @@ def reprice_store(store: Path, prices: PriceTable, *, since: datetime | None = N
         if not dry_run:
             publish(store, [(new, path.with_name(_successor_name(path)))], remove=[path],
                     reason="reprice")
+    if result.files_rewritten and not dry_run:
+        with suppress(OSError):  # cached report roll-ups of the repriced days
+            rollups.prune(store)
     return result
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,13 +21,19 @@ from typing import Any
 from llm_proxy.errors import ConfigError
 from llm_proxy.pricing.names import candidates
 
-__all__ = ["FREE_OPERATIONS", "PRICE_FIELDS", "Cost", "ModelPrice", "PriceTable"]
+__all__ = ["FREE_OPERATIONS", "PRICE_FIELDS", "WEEKDAYS", "Cost", "ModelPrice", "PriceTable",
+           "TimeWindow", "to_micros"]
 
 # Operations the providers do not bill (token counting, model listing).
 FREE_OPERATIONS = frozenset({"count_tokens", "models"})
 PRICE_FIELDS = ("input", "cached_input", "cache_write", "output", "reasoning", "request")
 _MODEL_KEYS = frozenset(PRICE_FIELDS) | {"aliases", "since", "note", "long_context_threshold",
-                                         "long_context"}
+                                         "long_context", "time_windows"}
+_WINDOW_KEYS = frozenset(PRICE_FIELDS) | {"hours_utc", "weekdays", "except_dates", "note"}
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = weekday (Monday = 0)
+_HOURS = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
+DAY_US = 86_400_000_000
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 _TOP_KEYS = frozenset({"version", "checked", "currency", "provider_fallbacks", "vendor_prefixes",
                        "models"})
 _PER_TOKEN = 1_000_000.0
@@ -60,6 +67,51 @@ class Cost:
         }
 
 
+def to_micros(at: int | _dt.datetime) -> int:
+    """A moment as integer microseconds since 1970-01-01 UTC (a record's ``ts``); naive = UTC."""
+    if isinstance(at, _dt.datetime):
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=_dt.UTC)
+        return (at - _EPOCH) // _dt.timedelta(microseconds=1)
+    return int(at)
+
+
+def in_span(tod: int, start: int, end: int) -> bool:
+    """Whether a time of day (µs) is in [start, end); start > end wraps past midnight,
+    start == end is the whole day. ``reprice`` vectorises the same test."""
+    if start < end:
+        return start <= tod < end
+    if start > end:
+        return tod >= start or tod < end
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """Recurring UTC hours in which a model has other prices (peak or off-peak rates).
+
+    ``spans`` are (start, end) microseconds of the UTC day; ``weekdays`` the UTC weekdays it
+    applies on (Monday = 0; None = every day); ``except_days`` UTC dates (days since
+    1970-01-01) on which it does not apply (public holidays).
+    """
+
+    spans: tuple[tuple[int, int], ...]
+    weekdays: frozenset[int] | None
+    except_days: frozenset[int]
+    price: ModelPrice
+
+    def contains(self, at_us: int) -> bool:
+        day, tod = divmod(at_us, DAY_US)
+        if day in self.except_days:
+            return False
+        if self.weekdays is not None and (day + 3) % 7 not in self.weekdays:  # 1970-01-01: Thu
+            return False
+        return any(in_span(tod, start, end) for start, end in self.spans)
+
+    def signature(self) -> tuple[Any, ...]:
+        return (self.spans, self.weekdays, self.except_days, self.price.rates(0))
+
+
 @dataclass(frozen=True, slots=True)
 class ModelPrice:
     """One model's rates: USD per million tokens, ``request`` in USD per request.
@@ -79,10 +131,20 @@ class ModelPrice:
     since: str | None = None
     long_context_threshold: int | None = None
     long_context: ModelPrice | None = None
+    time_windows: tuple[TimeWindow, ...] = ()
 
-    def rates(self, input_tokens: int) -> tuple[float, float, float, float, float, float]:
-        """(input, cached, cache write, output, reasoning, request) for a prompt of that size."""
+    def rates(self, input_tokens: int, at: int | None = None
+              ) -> tuple[float, float, float, float, float, float]:
+        """(input, cached, cache write, output, reasoning, request) for a prompt of that size
+        made at ``at`` (µs since the epoch, UTC; None: the standard prices).
+
+        The first time window containing ``at`` replaces the standard prices.
+        """
         p = self
+        if at is not None and self.time_windows:
+            for window in self.time_windows:
+                if window.contains(at):
+                    return window.price.rates(input_tokens)
         if self.long_context is not None and self.long_context_threshold is not None \
                 and input_tokens > self.long_context_threshold:
             p = self.long_context
@@ -151,6 +213,9 @@ class PriceTable:
         for provider, entries in doc.get("models", {}).items():
             table = models.setdefault(provider.lower(), {})
             for name, spec in entries.items():
+                if "long_context" in spec and "time_windows" in spec:
+                    raise ConfigError(f"{source}: models.{provider}.{name!r}: long_context and "
+                                      "time_windows cannot be combined")
                 if "input" not in spec or "output" not in spec:
                     raise ConfigError(f"{source}: models.{provider}.{name!r} needs both input and "
                                       "output (USD per million tokens)")
@@ -216,7 +281,8 @@ class PriceTable:
     def cost(self, *, provider: str | None, model: str | None, operation: str | None,
              input_tokens: int | None, output_tokens: int | None,
              cached_input_tokens: int | None, cache_write_tokens: int | None,
-             reasoning_tokens: int | None) -> Cost | None:
+             reasoning_tokens: int | None, at: int | _dt.datetime | None = None
+             ) -> Cost | None:
         """The cost of one exchange; None when tokens were used by a model with no price.
 
         ``input_tokens`` includes cache reads and writes (OpenTelemetry); ``output_tokens``
@@ -224,6 +290,9 @@ class PriceTable:
         ``reasoning`` rate when it has one and at the output rate otherwise, so the components
         always add up to ``cost_usd``. An exchange with no tokens at all (an error, a model
         listing, usage missing) costs 0, and so does a free operation (token counting).
+        ``at`` is when the exchange happened (a record's ``ts``: integer microseconds UTC, or a
+        datetime); it picks a model's time-window prices (DeepSeek's peak hours). None: the
+        standard prices.
         """
         if operation in FREE_OPERATIONS or not (input_tokens or output_tokens
                                                 or cached_input_tokens or cache_write_tokens):
@@ -233,7 +302,7 @@ class PriceTable:
             return None
         return compute_cost(price, self.version, input_tokens or 0, output_tokens or 0,
                             cached_input_tokens or 0, cache_write_tokens or 0,
-                            reasoning_tokens or 0)
+                            reasoning_tokens or 0, at=None if at is None else to_micros(at))
 
     def model_names(self) -> list[tuple[str, str]]:
         """(provider, canonical model) pairs in the table, for listings."""
@@ -241,9 +310,12 @@ class PriceTable:
 
 
 def compute_cost(price: ModelPrice, version: str, inp: int, out: int, cached: int, write: int,
-                 reasoning: int) -> Cost:
-    """The arithmetic, in one place (``llm_proxy.pricing.reprice`` vectorises the same steps)."""
-    r_in, r_cached, r_write, r_out, r_reason, r_request = price.rates(inp)
+                 reasoning: int, *, at: int | None = None) -> Cost:
+    """The arithmetic, in one place (``llm_proxy.pricing.reprice`` vectorises the same steps).
+
+    ``at``: microseconds since the epoch (UTC) of the exchange, for time-window prices.
+    """
+    r_in, r_cached, r_write, r_out, r_reason, r_request = price.rates(inp, at)
     uncached = inp - cached - write
     uncached = max(uncached, 0)
     reasoning = min(reasoning, out)
@@ -257,8 +329,10 @@ def compute_cost(price: ModelPrice, version: str, inp: int, out: int, cached: in
 
 
 def _rates_differ(a: ModelPrice, b: ModelPrice) -> bool:
-    return (a.input, a.output, a.cached_input, a.cache_write, a.reasoning, a.request) != \
-        (b.input, b.output, b.cached_input, b.cache_write, b.reasoning, b.request)
+    def signature(p: ModelPrice) -> tuple[Any, ...]:
+        return (p.input, p.output, p.cached_input, p.cache_write, p.reasoning, p.request,
+                tuple(w.signature() for w in p.time_windows))
+    return signature(a) != signature(b)
 
 
 @lru_cache(maxsize=1)
@@ -285,7 +359,38 @@ def _model_price(provider: str, name: str, spec: Mapping[str, Any]) -> ModelPric
         since=None if spec.get("since") is None else str(spec["since"]),
         long_context_threshold=spec.get("long_context_threshold"),
         long_context=long_price,
+        time_windows=tuple(_time_window(provider, name, spec, w)
+                           for w in spec.get("time_windows", ())),
     )
+
+
+def _time_window(provider: str, name: str, spec: Mapping[str, Any],
+                 window: Mapping[str, Any]) -> TimeWindow:
+    """A ``[[models.P.M.time_windows]]`` table; like long_context it inherits input/output only."""
+    hours = window["hours_utc"]
+    spans = tuple(_span(h) for h in ([hours] if isinstance(hours, str) else hours))
+    days = window.get("weekdays")
+    prices = {k: v for k, v in window.items() if k in PRICE_FIELDS}
+    return TimeWindow(
+        spans=spans,
+        weekdays=None if days is None else frozenset(WEEKDAYS.index(d.lower()) for d in days),
+        except_days=frozenset(_epoch_day(d) for d in window.get("except_dates", ())),
+        price=_model_price(provider, name, {"input": spec["input"], "output": spec["output"],
+                                            **prices}),
+    )
+
+
+def _span(text: str) -> tuple[int, int]:
+    m = _HOURS.match(text)
+    if m is None:
+        raise ValueError(text)
+    h1, m1, h2, m2 = (int(g) for g in m.groups())
+    return ((h1 * 60 + m1) * 60_000_000, (h2 * 60 + m2) * 60_000_000)
+
+
+def _epoch_day(value: str | _dt.date) -> int:
+    day = value if isinstance(value, _dt.date) else _dt.date.fromisoformat(value)
+    return (day - _dt.date(1970, 1, 1)).days
 
 
 def _opt_float(value: Any) -> float | None:
@@ -360,7 +465,63 @@ def _validate_model(spec: Any, where: str, *, nested: bool) -> None:
                 raise ConfigError(f"{where}: long_context_threshold must be a positive integer")
         elif key == "long_context":
             _validate_model(value, f"{where}.long_context", nested=True)
+        elif key == "time_windows":
+            if not isinstance(value, list) or not value:
+                raise ConfigError(f"{where}: time_windows must be tables "
+                                  "[[models.PROVIDER.\"MODEL\".time_windows]]")
+            for i, window in enumerate(value):
+                _validate_window(window, f"{where}.time_windows[{i}]")
         elif key in ("since", "note") and not isinstance(value, (str, _dt.date)):
             raise ConfigError(f"{where}: {key} must be a string")
     if ("long_context" in spec) != ("long_context_threshold" in spec):
         raise ConfigError(f"{where}: long_context and long_context_threshold go together")
+    if "long_context" in spec and "time_windows" in spec:
+        raise ConfigError(f"{where}: long_context and time_windows cannot be combined")
+
+
+def _validate_window(window: Any, where: str) -> None:
+    if not isinstance(window, dict):
+        raise ConfigError(f"{where} must be a table such as "
+                          "{hours_utc = [\"01:00-04:00\"], input = 0.3, output = 1.2}")
+    for key, value in window.items():
+        if key not in _WINDOW_KEYS:
+            raise ConfigError(f"{where}: unknown key {key!r} "
+                              f"(use {', '.join(sorted(_WINDOW_KEYS))})")
+        bad = isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
+        if key in PRICE_FIELDS and bad:
+            raise ConfigError(f"{where}: {key} must be a number >= 0, got {value!r}")
+    hours = window.get("hours_utc")
+    spans = [hours] if isinstance(hours, str) else hours
+    if not isinstance(spans, list) or not spans or not all(
+            isinstance(h, str) and _valid_span(h) for h in spans):
+        raise ConfigError(f"{where}: hours_utc must be \"HH:MM-HH:MM\" (UTC; may wrap past "
+                          f"midnight) or a list of them, got {hours!r}")
+    days = window.get("weekdays")
+    if days is not None and (not isinstance(days, list) or not days or not all(
+            isinstance(d, str) and d.lower() in WEEKDAYS for d in days)):
+        raise ConfigError(f"{where}: weekdays must be a list of {', '.join(WEEKDAYS)}, "
+                          f"got {days!r}")
+    dates = window.get("except_dates", [])
+    if not isinstance(dates, list) or not all(_valid_date(d) for d in dates):
+        raise ConfigError(f"{where}: except_dates must be a list of dates (YYYY-MM-DD), "
+                          f"got {dates!r}")
+
+
+def _valid_span(text: str) -> bool:
+    m = _HOURS.match(text)
+    if m is None:
+        return False
+    h1, m1, h2, m2 = (int(g) for g in m.groups())
+    return h1 < 24 and m1 < 60 and m2 < 60 and (h2 < 24 or (h2, m2) == (24, 0))
+
+
+def _valid_date(value: Any) -> bool:
+    if isinstance(value, _dt.datetime):
+        return False
+    if isinstance(value, _dt.date):
+        return True
+    try:
+        _dt.date.fromisoformat(value)
+    except (TypeError, ValueError):
+        return False
+    return True
