@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -36,7 +37,7 @@ from llm_proxy.cli.filters import (
 )
 from llm_proxy.cli.options import ConfigOpt, FormatOpt, StoreOpt, resolve
 from llm_proxy.cli.output import emit, json_default
-from llm_proxy.errors import UsageError
+from llm_proxy.errors import QueryError, StoreError, UsageError
 from llm_proxy.schema import RECORD_SCHEMA
 from llm_proxy.store.compact import compact as run_compact
 from llm_proxy.store.exports import note_export
@@ -162,6 +163,9 @@ def compact(
     ] = "15m",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be merged.")
                        ] = False,
+    warm: Annotated[bool, typer.Option(
+        "--warm/--no-warm", help="Then cache the report roll-ups of closed days that lack them.")
+    ] = True,
     store: StoreOpt = None,
     config: ConfigOpt = None,
     fmt: FormatOpt = "table",
@@ -179,6 +183,8 @@ def compact(
         typer.echo(f"compact: another maintenance run is active ({busy.holder}); nothing done",
                    err=True)
         return
+    if warm and not dry_run:
+        _warm_reports(root)
     columns = ["hours", "files_in", "files_out", "records", "bytes_in", "bytes_out", "seconds"]
     values = [report.partitions, report.files_in, report.files_out, report.records,
               report.bytes_in, report.bytes_out, round(report.seconds, 2)]
@@ -195,6 +201,18 @@ def compact(
                    f"{report.files_out}, {report.records:,} records, "
                    f"{report.bytes_in / 1e6:.1f} MB → {report.bytes_out / 1e6:.1f} MB, "
                    f"in {report.seconds:.1f} s.")
+
+
+def _warm_reports(root: Path) -> None:
+    """Report roll-ups for closed days (a failure only costs the next report its speed)."""
+    from llm_proxy.reports.warm import warm as warm_rollups
+
+    try:
+        result = warm_rollups(root)
+    except (OSError, StoreError, QueryError, duckdb.Error) as exc:
+        typer.echo(f"compact: report roll-ups not warmed: {str(exc).splitlines()[0]}", err=True)
+        return
+    typer.echo(f"compact: {result.summary()}", err=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -30,7 +30,13 @@ def ordered(rows: list[dict[str, Any]], scope: Scope, metric: str) -> list[dict[
 def top(rows: list[dict[str, Any]], metric: str, n: int = 10) -> list[dict[str, Any]]:
     """The ``n`` rows with the largest ``metric`` (rows where it is 0 or missing are dropped)."""
     rows = [r for r in rows if r.get(metric)]
-    return sorted(rows, key=lambda r: -(r[metric] or 0))[:n]
+    return sorted(rows, key=lambda r: (-(r[metric] or 0), _tie(r)))[:n]
+
+
+def _tie(row: dict[str, Any]) -> list[tuple[str, str]]:
+    """Equal metrics are ordered by the row's labels and counts, so ties are cut the same way
+    on every run (floats excluded: their last bits depend on summation order)."""
+    return sorted((k, str(v)) for k, v in row.items() if not isinstance(v, float))
 
 
 def share(part: float | None, whole: float | None) -> float | None:

@@ -16,19 +16,21 @@ import duckdb
 from llm_proxy.reports.common import bucket_column, group_column, ordered, section
 from llm_proxy.reports.model import Column, Report
 from llm_proxy.reports.query import OK_SQL, Scope
-from llm_proxy.reports.scan import Aggregate, scan
+from llm_proxy.reports.scan import Aggregate, mean, quantiles, scan
 
 __all__ = ["build_latency"]
 
-_Q = "[0.5, 0.95, 0.99]"
+_Q = (0.5, 0.95, 0.99)
+# Percentiles and the average merge from per-day partials (histograms; sum and count): see
+# llm_proxy.reports.rollup for when percentiles are exact and their tolerance otherwise.
 _AGGREGATES: list[Aggregate] = [
     ("requests", "count(*)", "sum"),
     ("measured", f"count(latency_ms) FILTER (WHERE {OK_SQL})", "sum"),
-    ("latency", f"quantile_cont(latency_ms, {_Q}) FILTER (WHERE {OK_SQL})", None),
-    ("latency_avg_ms", f"avg(latency_ms) FILTER (WHERE {OK_SQL})", None),
-    ("latency_max_ms", f"max(latency_ms) FILTER (WHERE {OK_SQL})", None),
+    ("latency", *quantiles("latency_ms", _Q, OK_SQL)),
+    ("latency_avg_ms", *mean("latency_ms", OK_SQL)),
+    ("latency_max_ms", f"max(latency_ms) FILTER (WHERE {OK_SQL})", "max"),
     ("streams", f"count(ttfb_ms) FILTER (WHERE {OK_SQL} AND stream)", "sum"),
-    ("ttft", f"quantile_cont(ttfb_ms, {_Q}) FILTER (WHERE {OK_SQL} AND stream)", None),
+    ("ttft", *quantiles("ttfb_ms", _Q, f"{OK_SQL} AND stream")),
 ]
 
 _METRICS = [

@@ -12,9 +12,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from llm_proxy.errors import QueryError, UsageError
 from llm_proxy.reports.model import GROUPINGS, TIME_GROUPINGS
+from llm_proxy.store.views import arrow_table, is_stale_listing
 
 __all__ = [
     "GROUP_LABELS",
@@ -24,6 +26,7 @@ __all__ = [
     "choose_bucket",
     "group_sql",
     "run",
+    "run_arrow",
     "time_value",
     "utc",
     "where_sql",
@@ -119,12 +122,31 @@ def where_sql(scope: Scope, extra: str | None = None) -> tuple[str, list[Any]]:
 
 
 def run(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list[tuple]:
-    """Execute and fetch; a DuckDB error becomes a one-line ``QueryError``."""
+    """Execute and fetch; a DuckDB error becomes a one-line ``QueryError``.
+
+    A listed file that vanished (compaction swapped it) stays a DuckDB error, so that
+    ``views.retrying`` re-lists and runs the report again.
+    """
     try:
         return con.execute(sql, params or []).fetchall()
     except duckdb.Error as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise QueryError(f"report query failed: {first}") from None
+        raise _query_error(exc) from None
+
+
+def run_arrow(con: duckdb.DuckDBPyConnection, sql: str,
+              params: list[Any] | None = None) -> pa.Table:
+    """``run``, fetched as an Arrow table."""
+    try:
+        return arrow_table(con, sql, params or [])
+    except duckdb.Error as exc:
+        raise _query_error(exc) from None
+
+
+def _query_error(exc: duckdb.Error) -> Exception:
+    if is_stale_listing(exc):
+        return exc
+    first = str(exc).strip().splitlines()[0]
+    return QueryError(f"report query failed: {first}")
 
 
 def choose_bucket(first: datetime | None, last: datetime | None) -> str:

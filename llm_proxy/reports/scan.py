@@ -1,37 +1,62 @@
-"""One statement per report: every table a report shows comes from a single query.
+"""One statement per report, over per-day partial aggregates that are cached between reports.
 
-Reports must stay under a second over ten million records, and each statement over the
-``flows`` view pays for binding it (reading Parquet footers) before it reads a row, so a
-report's groups, timeline, totals and side tables come from one statement. Inside it:
+Reports must stay under a second over ten million records. Reading 10–20 columns of every row
+(and sorting them for exact percentiles) cannot, so every table of a report is computed in two
+phases, and the first phase is cached per day of the store (``llm_proxy.reports.rollup``):
 
-- **Low-cardinality sets** (per model, per day, totals, per error type…) are aggregated in two
-  phases when every aggregate can be rolled up (sums, counts, max): phase one is a single
-  ``GROUP BY`` over all their keys together (a small hash table fed by every row), phase two
-  the grouping sets over that small result. Feeding every row to one hash table per set
-  (``GROUPING SETS`` over the rows) costs several times more.
-- **Side sets** with a high-cardinality key (users, endpoints, API keys, error messages) are
-  separate ``UNION ALL`` branches that compute only the aggregates they show (top spenders
-  need requests and dollars, not twelve sums), optionally over a filtered subset of rows.
-- Percentiles cannot be rolled up: a report with such an aggregate (roll-up ``None``) groups
-  its low-cardinality sets with ``GROUPING SETS`` over the rows directly.
+- **Branches.** The low-cardinality sets (per model, per day, totals, per error type…) share one
+  branch: phase one is a ``GROUP BY`` over all their keys together, phase two the grouping sets
+  over that. **Side sets** with a high-cardinality key (users, endpoints, API keys, error
+  messages) are branches of their own that compute only the aggregates they show, optionally
+  over a filtered subset of rows.
+- **Partials.** Phase one of each branch yields partial rows per day: sums, counts, maxima and
+  minima roll up as they are (``"sum"``, ``"max"``, ``"min"``); an average keeps its sum and
+  count (``mean``); percentiles keep a log-bucket histogram (``quantiles``, see ``rollup``).
+  A branch's partial rows of a closed day wholly in range are cached under a signature of its
+  SQL; other days and the journal are computed live, filtered on ``ts``, in the same statement.
+- **One final statement** re-aggregates the partials of every branch (cached ones are handed to
+  DuckDB as Arrow tables), so a report still binds the store once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
-from llm_proxy.reports.query import Scope, bucket_sql, group_sql, run, time_value, where_sql
+from llm_proxy.errors import QueryError
+from llm_proxy.reports import rollup
+from llm_proxy.reports.query import (
+    Scope,
+    bucket_sql,
+    group_sql,
+    run,
+    run_arrow,
+    time_value,
+    where_sql,
+)
+from llm_proxy.store import rollups
 
-__all__ = ["HEAVY_GROUPINGS", "Aggregate", "Side", "scan"]
+__all__ = ["HEAVY_GROUPINGS", "Aggregate", "Side", "WarmStats", "mean", "quantiles", "scan",
+           "warming"]
 
-# (name, SQL over the rows, roll-up of partial results: "sum" | "max" | "min" | None)
-Aggregate = tuple[str, str, str | None]
+# (name, SQL, roll-up). Roll-up "sum" | "max" | "min": SQL is an aggregate over the rows, merged
+# with that function. "avg" and "quantiles:q,…": SQL is a value expression (NULL where it does
+# not count); build those with ``mean`` and ``quantiles``.
+Aggregate = tuple[str, str, str]
 # --by values with many distinct groups (thousands of users, endpoints with ids in them).
 HEAVY_GROUPINGS = frozenset({"user", "endpoint", "key"})
+_FORMAT = 1  # bump when the partial layout changes: old cache entries are then ignored
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +66,46 @@ class Side:
     keys: tuple[str, ...]
     aggregates: tuple[str, ...] | None = None  # names of the report's aggregates; None: all
     where: str | None = None  # only rows matching this SQL condition
-    extra: tuple[Aggregate, ...] = ()  # aggregates only this side computes (roll-up unused)
+    extra: tuple[Aggregate, ...] = ()  # aggregates only this side computes
+
+
+def _filtered(value: str, where: str | None) -> str:
+    return f"CASE WHEN {where} THEN {value} END" if where else value
+
+
+def mean(value: str, where: str | None = None) -> tuple[str, str]:
+    """SQL and roll-up of ``avg(value) FILTER (WHERE where)``, mergeable as sum and count."""
+    return _filtered(value, where), "avg"
+
+
+def quantiles(value: str, qs: Sequence[float], where: str | None = None) -> tuple[str, str]:
+    """SQL and roll-up of ``quantile_cont(value, qs) FILTER (WHERE where)`` (a list), merged
+    from log-bucket histograms (see ``llm_proxy.reports.rollup`` for the accuracy)."""
+    return _filtered(value, where), "quantiles:" + ",".join(repr(float(q)) for q in qs)
+
+
+@dataclass(slots=True)
+class WarmStats:
+    """What ``warming`` computed: entries written, days and source files they cover."""
+
+    entries: int = 0
+    days: set[str] = field(default_factory=set)
+    files: set[str] = field(default_factory=set)
+    seconds: float = 0.0
+
+
+_WARMING: ContextVar[WarmStats | None] = ContextVar("rollup_warming", default=None)
+
+
+@contextmanager
+def warming() -> Iterator[WarmStats]:
+    """Inside, ``scan`` only computes and caches missing partials and returns empty results."""
+    stats = WarmStats()
+    token = _WARMING.set(stats)
+    try:
+        yield stats
+    finally:
+        _WARMING.reset(token)
 
 
 def _q(name: str) -> str:
@@ -53,8 +117,176 @@ def _mask(names: Sequence[str], members: Sequence[str]) -> int:
     return sum(1 << (len(names) - 1 - i) for i, k in enumerate(names) if k not in members)
 
 
-def _grouping_sets(sets: Sequence[Sequence[str]]) -> str:
-    return ", ".join("(" + ", ".join(_q(k) for k in m) + ")" for m in sets)
+def _grouping_sets(sets: Sequence[Sequence[str]], extra: str = "") -> str:
+    return ", ".join("(" + ", ".join([*(_q(k) for k in m), *([extra] if extra else [])]) + ")"
+                     for m in sets)
+
+
+_HIST_COLS = ("_part", "_hb", "_n", "_lo", "_hi")
+
+
+@dataclass(frozen=True, slots=True)
+class _Branch:
+    """One phase-one ``GROUP BY`` (its partials) and the grouping sets re-aggregating it."""
+
+    phase: int
+    keys: tuple[str, ...]
+    sets: tuple[tuple[str, ...], ...]
+    aggs: tuple[Aggregate, ...]
+    where: str | None
+
+    def scalars(self) -> list[tuple[str, str, str]]:
+        """(partial column, its SQL over the rows, final SQL over the partials)."""
+        out = []
+        for i, (name, sql, roll) in enumerate(self.aggs):
+            col = f"_s{i}"
+            if roll in ("sum", "max", "min"):
+                out.append((col, sql, f"{roll}({col}) AS {_q(name)}"))
+            elif roll == "avg":
+                out.append((col, f"sum({sql})", ""))
+                out.append((col + "c", f"count({sql})",
+                            f"sum({col}) / nullif(sum({col}c), 0) AS {_q(name)}"))
+            elif not roll.startswith("quantiles:"):
+                raise ValueError(f"aggregate {name!r}: roll-up {roll!r} cannot be merged")
+        return out
+
+    def hists(self) -> list[tuple[str, str, tuple[float, ...]]]:
+        """(aggregate name, value SQL, quantiles) of the percentile aggregates, in order."""
+        return [(name, sql, tuple(float(q) for q in roll.split(":", 1)[1].split(",")))
+                for name, sql, roll in self.aggs if roll.startswith("quantiles:")]
+
+    def columns(self) -> list[str]:
+        return [*self.keys, *_HIST_COLS, *(c for c, _s, _f in self.scalars())]
+
+    def signature(self, key_sql: Mapping[str, str]) -> str:
+        spec = [_FORMAT, rollup.HIST_K, [(k, key_sql[k]) for k in self.keys], self.where,
+                [list(a) for a in self.aggs]]
+        return hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:16]
+
+    def partial_sql(self, key_sql: Mapping[str, str], source: str, cond: str,
+                    *, by_day: bool) -> str:
+        """Phase one over ``source`` rows matching ``cond``: scalar rows (``_part`` 0), then
+        histogram rows (``_part`` j for the j-th percentile aggregate)."""
+        keys = ", ".join(f"{key_sql[k]} AS {_q(k)}" for k in self.keys)
+        rows = f"SELECT {keys}{', date AS _day' if by_day else ''}, * FROM ({source}) {cond}"
+        group = ", ".join(_q(k) for k in (["_day"] if by_day else []) + list(self.keys))
+        scalars = self.scalars()
+        where = f"({self.where})" if self.where else "true"
+        parts = [
+            f"SELECT {group}, 0 AS _part, NULL::INTEGER AS _hb, NULL::BIGINT AS _n, "
+            f"NULL::DOUBLE AS _lo, NULL::DOUBLE AS _hi"
+            + "".join(f", {sql} AS {col}" for col, sql, _f in scalars)
+            + f" FROM ({rows}) WHERE {where} GROUP BY {group}"]
+        for j, (_name, value, _qs) in enumerate(self.hists(), 1):
+            parts.append(
+                f"SELECT {group}, {j}, {rollup.bucket_sql(value)} AS _hb, count(*), "
+                f"min({value})::DOUBLE, max({value})::DOUBLE"
+                + "".join(f", NULL AS {col}" for col, _s, _f in scalars)
+                + f" FROM ({rows}) WHERE {where} AND ({value}) IS NOT NULL "
+                f"GROUP BY {group}, _hb")
+        return "\nUNION ALL\n".join(parts)
+
+    def final_sql(self, partials: str, names: Sequence[str], agg_names: Sequence[str]) -> str:
+        """Phase two of the sums, counts and averages: this branch's rows of the report."""
+        kc = ", ".join(_q(k) for k in self.keys)
+        finals = [f for _c, _s, f in self.scalars() if f]
+        values = {name for name, _s, roll in self.aggs if not roll.startswith("quantiles:")}
+        cols = [_q(k) if k in self.keys else f"NULL AS {_q(k)}" for k in names]
+        cols += [_q(n) if n in values else f"NULL AS {_q(n)}" for n in agg_names]
+        return (f"SELECT {self.phase} AS _phase, _gid, {', '.join(cols)} FROM "
+                f"(SELECT grouping({kc}) AS _gid, {', '.join([kc, *finals])} "
+                f"FROM {partials} WHERE _part = 0 GROUP BY GROUPING SETS "
+                f"({_grouping_sets(self.sets)}))")
+
+    def hist_sql(self, partials: str, j: int) -> str:
+        """The j-th percentile aggregate's histograms merged per grouping set and bucket."""
+        kc = ", ".join(_q(k) for k in self.keys)
+        if len(self.sets) == 1 and self.sets[0] == self.keys:  # a plain GROUP BY is faster
+            gid, group_by = "0", f"{kc}, _hb"
+        else:
+            gid, group_by = f"grouping({kc})", \
+                f"GROUPING SETS ({_grouping_sets(self.sets, '_hb')})"
+        return (f"SELECT {gid} AS _gid, {kc}, _hb, sum(_n)::BIGINT AS _n, "
+                f"min(_lo) AS _lo, max(_hi) AS _hi FROM {partials} WHERE _part = {j} "
+                f"GROUP BY {group_by}")
+
+
+def _cached(con: duckdb.DuckDBPyConnection, plan: rollup.Plan, branch: _Branch,
+            key_sql: Mapping[str, str]) -> tuple[list[Path], list[pa.Table]]:
+    """The branch's partials of every packable day: cache entries to read (paths), and the
+    partials of days that had none, computed in one statement and cached."""
+    if not plan.packable or plan.store is None:
+        return [], []
+    store = plan.store
+    sig = branch.signature(key_sql)
+    expected = branch.columns()
+    warm = _WARMING.get()
+    paths = [rollups.entry_path(store, sig, d.date, d.members or "") for d in plan.packable]
+    if warm is not None:  # warming: only what is missing
+        ok = [p.exists() for p in paths]
+    else:
+        ok = [rollups.entry_columns(p) == expected for p in paths]
+    missing = [d for d, good in zip(plan.packable, ok, strict=True) if not good]
+    tables = []
+    if missing:
+        source = rollup.source_sql([p for d in missing for p in d.parts], with_journal=False)
+        fresh = rollup.normalise(run_arrow(con, branch.partial_sql(key_sql, source, "",
+                                                                   by_day=True)))
+        per_day = rollup.split_days(fresh)
+        empty = fresh.drop_columns(["_day"]).slice(0, 0)
+        for day in missing:
+            table = per_day.get(day.date, empty)
+            written = rollups.write_entry(
+                rollups.entry_path(store, sig, day.date, day.members or ""), table)
+            if warm is not None:
+                warm.entries += int(written)
+                warm.days.add(day.date)
+                warm.files.update(str(f) for p in day.parts for f in p.files)
+            tables.append(table)
+    return [p for p, good in zip(paths, ok, strict=True) if good], tables
+
+
+def _concat(tables: Sequence[pa.Table]) -> pa.Table:
+    """Partials of one branch from cache entries and live rows, in one Arrow table."""
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except pa.ArrowException:  # e.g. a key typed differently in an old entry: align on the last
+        schema = tables[-1].schema
+        return pa.concat_tables([t.select(schema.names).cast(schema) for t in tables])
+
+
+def _final(con: duckdb.DuckDBPyConnection, scope: Scope, plan: rollup.Plan,
+           branches: Sequence[_Branch], packed: Sequence[tuple[list[Path], list[pa.Table]]],
+           key_sql: Mapping[str, str], names: Sequence[str], agg_names: Sequence[str],
+           ) -> tuple[list[tuple], dict[int, dict[str, dict[tuple[Any, ...], list[float]]]]]:
+    """Phase two over cached, fresh and live partials: the report's rows and percentiles."""
+    where, params = where_sql(scope)
+    live = rollup.source_sql(plan.live, with_journal=True)
+    selects: list[str] = []
+    registered: list[str] = []
+    pcts: dict[int, dict[str, dict[tuple[Any, ...], list[float]]]] = {}
+    try:
+        for i, (branch, (paths, tables)) in enumerate(zip(branches, packed, strict=True)):
+            fresh = rollup.normalise(run_arrow(con, branch.partial_sql(
+                key_sql, live, where, by_day=False), params * (1 + len(branch.hists()))))
+            name = f"_rollup_{secrets.token_hex(4)}_{i}"
+            con.register(name, _concat([*tables, fresh]))
+            registered.append(name)
+            cols = ", ".join(_q(c) for c in branch.columns())
+            partials = f"SELECT {cols} FROM {name}"
+            if paths:
+                files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
+                partials += f" UNION ALL SELECT {cols} FROM read_parquet([{files}])"
+            partials = f"({partials})"
+            selects.append(branch.final_sql(partials, names, agg_names))
+            for j, (agg, _value, qs) in enumerate(branch.hists(), 1):
+                hist = run_arrow(con, branch.hist_sql(partials, j))
+                pcts.setdefault(branch.phase, {})[agg] = rollup.percentiles(
+                    hist, list(branch.keys), qs)
+        return run(con, "\nUNION ALL\n".join(selects)), pcts
+    finally:
+        for name in registered:
+            con.unregister(name)
 
 
 def scan(con: duckdb.DuckDBPyConnection, scope: Scope, aggregates: Sequence[Aggregate], *,
@@ -77,60 +309,46 @@ def scan(con: duckdb.DuckDBPyConnection, scope: Scope, aggregates: Sequence[Aggr
     used = {k for m in light_sets.values() for k in m} | {k for s in side_sets.values()
                                                          for k in s.keys}
     names = [k for k in key_sql if k in used]
-    light = [k for k in names if any(k in m for m in light_sets.values())]
-    where, params = where_sql(scope)
+    light = tuple(k for k in names if any(k in m for m in light_sets.values()))
     main_names = [name for name, _s, _r in aggregates]
-    agg_sql = {name: sql for name, sql, _r in aggregates}
-    for side in side_sets.values():
-        agg_sql.update({name: sql for name, sql, _r in side.extra})
-    agg_names = list(agg_sql)  # the output columns: the main aggregates, then the sides' own
+    by_name = {a[0]: a for a in aggregates}
+    agg_names = [*main_names, *dict.fromkeys(
+        a[0] for s in side_sets.values() for a in s.extra if a[0] not in by_name)]
 
-    def rows(extra: str | None = None) -> str:
-        cond: str = where
-        if extra:
-            cond = f"{where} AND ({extra})" if where else f"WHERE {extra}"
-        cols = ", ".join(f"{key_sql[k]} AS {_q(k)}" for k in names)
-        return f"SELECT {cols}, * FROM flows {cond}"
-
-    def out_cols(present_keys: Sequence[str], values: Mapping[str, str]) -> str:
-        ks = [_q(k) if k in present_keys else f"NULL AS {_q(k)}" for k in names]
-        vs = [f"{values[n]} AS {_q(n)}" if n in values else f"NULL AS {_q(n)}"
-              for n in agg_names]
-        return ", ".join(ks + vs)
-
-    light_cols = ", ".join(_q(k) for k in light) or "NULL"
-    branches: list[str] = []
-    masks: dict[tuple[int, int], str] = {}
-    if all(rollup is not None for _n, _s, rollup in aggregates):
-        partial = ", ".join(f"{agg_sql[n]} AS {_q(n)}" for n in main_names)
-        final = {name: f"{rollup}({_q(name)})" for name, _s, rollup in aggregates}
-        group_by = f"GROUP BY {light_cols}" if light else ""
-        branches.append(
-            f"SELECT 2 AS _phase, grouping({light_cols}) AS _gid, {out_cols(light, final)}\n"
-            f"FROM (SELECT {light_cols}, {partial} FROM ({rows()}) {group_by})\n"
-            f"GROUP BY GROUPING SETS ({_grouping_sets(list(light_sets.values()))})")
-    else:
-        branches.append(
-            f"SELECT 2 AS _phase, grouping({light_cols}) AS _gid, "
-            f"{out_cols(light, {n: agg_sql[n] for n in main_names})}\n"
-            f"FROM ({rows()})\n"
-            f"GROUP BY GROUPING SETS ({_grouping_sets(list(light_sets.values()))})")
-    for set_name, members in light_sets.items():
-        masks[(2, _mask(light, members))] = set_name
+    branches = [_Branch(2, light, tuple(light_sets.values()), tuple(aggregates), None)]
+    masks: dict[tuple[int, int], str] = {(2, _mask(light, m)): n for n, m in light_sets.items()}
     for i, (set_name, side) in enumerate(side_sets.items()):
-        names_wanted = [*(side.aggregates or main_names), *(n for n, _s, _r in side.extra)]
-        wanted = {n: agg_sql[n] for n in names_wanted}
-        cols = ", ".join(_q(k) for k in side.keys)
-        branches.append(f"SELECT {100 + i}, 0, {out_cols(side.keys, wanted)}\n"
-                        f"FROM ({rows(side.where)}) GROUP BY {cols}")
+        wanted = [by_name[n] for n in (side.aggregates or main_names)] + list(side.extra)
+        branches.append(_Branch(100 + i, tuple(side.keys), (tuple(side.keys),), tuple(wanted),
+                                side.where))
         masks[(100 + i, 0)] = set_name
-    sql = "\nUNION ALL\n".join(branches).replace("grouping(NULL)", "0")
-    all_params = params * len(branches)
 
-    additive = {name for name, _s, rollup in aggregates if rollup == "sum"}
+    warm = _WARMING.get()
+    started = time.perf_counter()
     members_of = {**light_sets, **{n: s.keys for n, s in side_sets.items()}}
     out: dict[str, list[dict[str, Any]]] = {name: [] for name in members_of}
-    for record in run(con, sql, all_params):
+    additive = {name for name, _s, roll in aggregates if roll == "sum"}
+    plan = rollup.plan(con, scope.since, scope.until)
+    packed = [_cached(con, plan, b, key_sql) for b in branches]
+    if warm is not None:
+        warm.seconds += time.perf_counter() - started
+        out["totals"] = [{name: (0 if name in additive else None) for name in main_names}]
+        return out
+    try:
+        records, pcts = _final(con, scope, plan, branches, packed, key_sql, names, agg_names)
+    except QueryError:
+        if not any(paths for paths, _t in packed):
+            raise
+        for paths, _tables in packed:  # an unreadable cache entry: drop them, read the rows
+            for path in paths:
+                path.unlink(missing_ok=True)
+        plan = rollup.plan(con, scope.since, scope.until, cache=False)
+        records, pcts = _final(con, scope, plan, branches, [([], [])] * len(branches),
+                               key_sql, names, agg_names)
+
+    positions = {k: 2 + i for i, k in enumerate(names)}
+    keys_of = {b.phase: b.keys for b in branches}
+    for record in records:
         target = masks.get((record[0], record[1]))
         if target is None:
             continue
@@ -143,6 +361,10 @@ def scan(con: duckdb.DuckDBPyConnection, scope: Scope, aggregates: Sequence[Aggr
         for name, value in zip(agg_names, record[2 + len(names):], strict=True):
             if name in wanted_aggs:
                 data[name] = 0 if value is None and name in additive else value
+        if record[0] in pcts:
+            label = (record[1], *(record[positions[k]] for k in keys_of[record[0]]))
+            for name, values in pcts[record[0]].items():
+                data[name] = values.get(label)
         out[target].append(data)
     if not out["totals"]:
         out["totals"] = [{name: (0 if name in additive else None) for name in main_names}]

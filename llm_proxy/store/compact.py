@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -34,6 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from llm_proxy.schema import RECORD_SCHEMA
+from llm_proxy.store import rollups
 from llm_proxy.store.finalize import publish
 from llm_proxy.store.layout import JOURNAL_DIR, parquet_name
 from llm_proxy.store.locks import maintenance_lock
@@ -156,5 +158,8 @@ def compact(store: Path, *, now: datetime | None = None, min_age: timedelta = DE
             report.bytes_out += target.stat().st_size
             if progress:
                 progress(i + 1, len(todo))
+        if report.files_out:
+            with suppress(OSError):  # the cache is an optimisation: never fail compaction
+                rollups.prune(store)
     report.seconds = time.perf_counter() - started
     return report

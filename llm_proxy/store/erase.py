@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 from cryptography.hazmat.primitives import serialization
 
 from llm_proxy.errors import StoreError, UsageError
+from llm_proxy.store import rollups
 from llm_proxy.store.chain import canonical
 from llm_proxy.store.digest import iso
 from llm_proxy.store.finalize import publish, record_event, recover, sweep_temps
@@ -248,6 +249,8 @@ def erase(store: Path, *, user: str | None, key_id: str | None, reason: str,
                     "as_of": iso(result.started),
                     "complete": converged,
                 })
+        if result.files:  # cached report roll-ups of the rewritten days hold the subject too
+            rollups.prune(store)
         if not converged:
             raise StoreError("erasure incomplete: records of this subject kept reaching the store "
                              "while it ran; stop the proxy (or the subject's traffic) and re-run")

@@ -25,6 +25,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -35,6 +36,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from llm_proxy.schema import RECORD_SCHEMA
+from llm_proxy.store import rollups
 from llm_proxy.store.finalize import publish, recover, sweep_temps
 from llm_proxy.store.holds import Hold, active_holds, held_mask, holds_overlapping
 from llm_proxy.store.journal import list_segments
@@ -312,6 +314,9 @@ def apply(store: Path, *, policy: Policy, now: datetime, archive_path: str | Non
             if action := _archive_day(store, tiers, day, dry_run, seq):
                 report.actions.append(action)
             seq += 1
+        if report.actions and not dry_run:
+            with suppress(OSError):  # cached roll-ups of deleted or rewritten days
+                rollups.prune(store)
         return report
 
 

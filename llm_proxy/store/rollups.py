@@ -1,0 +1,158 @@
+"""Report roll-ups cached beside the immutable Parquet files: ``STORE/.cache/rollups/``.
+
+A report's partial aggregates over one day of the store (its sums, counts, maxima and
+latency histograms per group) never change while that day's files do not, and Parquet files
+are never modified in place: compaction, archiving, reprice and erasure publish *new* files and
+remove the old ones. So a partial is cached under
+
+    STORE/.cache/rollups/<signature>/<YYYY-MM-DD>-<members>.parquet
+
+where ``signature`` hashes the SQL that computed it (``llm_proxy.reports.scan``) and
+``members`` the identity — tier folder, name, size and mtime — of every file of that day in both
+tiers. Any change to a day's files changes ``members``, so a stale entry is never *read*; it is
+deleted by the next write for that day or by ``prune`` (called by erase, retention, compaction
+and reprice, so erased user ids and messages leave the cache with the files they came from).
+
+The cache is only ever an optimisation: an unreadable entry is recomputed, a store without write
+permission is simply not cached, and writes go through a temporary file and a rename, so
+concurrent reports never see half an entry. Folders are created 0700, files 0600, like the rest
+of the store. ``verify``, ``ship``, ``rescan`` and the views list only the tiers (``flows/``,
+the archive), never this dot-folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import shutil
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from llm_proxy.store.layout import FILE_MODE, make_dirs
+
+__all__ = ["CACHE_DIR", "cache_root", "clear", "day_members", "entry_columns", "entry_path",
+           "prune", "write_entry"]
+
+CACHE_DIR = ".cache/rollups"
+_TEMP_MAX_AGE = 3600.0  # seconds: a temp file this old belongs to a process that died
+
+
+def cache_root(store: Path) -> Path:
+    return Path(store) / CACHE_DIR
+
+
+def day_members(files: Iterable[Path]) -> str:
+    """Digest of a day's files (folder/name, size, mtime): changes with any file of the day.
+
+    Raises ``FileNotFoundError`` when a file vanished (compaction swapped it): the caller
+    reads that day live and, if the file is really gone, re-lists (``views.retrying``).
+    """
+    ids = []
+    for f in files:
+        st = os.stat(f)
+        ids.append(f"{f.parent.name}/{f.name}\0{st.st_size}\0{st.st_mtime_ns}")
+    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:20]
+
+
+def entry_path(store: Path, signature: str, day: str, members: str) -> Path:
+    return cache_root(store) / signature / f"{day}-{members}.parquet"
+
+
+def entry_columns(path: Path) -> list[str] | None:
+    """Column names of a cache entry (its footer only), or None when absent or unreadable; an
+    unreadable entry is deleted, so it is recomputed."""
+    try:
+        return pq.read_schema(path).names
+    except FileNotFoundError:
+        return None
+    except (OSError, pa.ArrowException):
+        try:
+            path.unlink()
+        except OSError:
+            pass
+        return None
+
+
+def write_entry(path: Path, table: pa.Table) -> bool:
+    """Write atomically (temp + rename) and drop older entries of the same day; False if the
+    store is not writable (the report is then just not cached)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        make_dirs(path.parent)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        with os.fdopen(fd, "wb") as fh:
+            pq.write_table(table, fh, compression="zstd")
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        return False
+    day = path.name[:10]
+    try:
+        for other in os.scandir(path.parent):
+            if other.name.startswith(day) and other.name != path.name \
+                    and other.name.endswith(".parquet"):
+                Path(other.path).unlink(missing_ok=True)
+    except OSError:
+        pass
+    return True
+
+
+def _current_members(store: Path) -> dict[str, str]:
+    from llm_proxy.store.views import scan_partitions
+
+    by_day: dict[str, list[Path]] = defaultdict(list)
+    for part in scan_partitions(store):
+        by_day[part.partition.date].extend(part.files)
+    members = {}
+    for day, files in by_day.items():
+        try:
+            members[day] = day_members(files)
+        except FileNotFoundError:
+            continue  # changing right now: its entries are stale either way
+    return members
+
+
+def prune(store: Path) -> int:
+    """Delete entries whose day's files changed or are gone, and dead temp files; the count.
+
+    Called after every operation that rewrites or removes Parquet files, so that cached partials
+    of erased records do not outlive them.
+    """
+    root = cache_root(store)
+    if not root.is_dir():
+        return 0
+    current = _current_members(Path(store))
+    removed = 0
+    now = time.time()
+    for sig in os.scandir(root):
+        if not sig.is_dir():
+            continue
+        for entry in os.scandir(sig.path):
+            name = entry.name
+            if name.endswith(".tmp"):
+                stale = now - entry.stat().st_mtime > _TEMP_MAX_AGE
+            else:
+                day = name[:10]
+                stale = current.get(day) != name[11:].removesuffix(".parquet")
+            if stale:
+                Path(entry.path).unlink(missing_ok=True)
+                removed += 1
+        try:
+            os.rmdir(sig.path)  # only succeeds when empty
+        except OSError:
+            pass
+    return removed
+
+
+def clear(store: Path) -> None:
+    """Remove the whole cache (it is rebuilt on demand)."""
+    shutil.rmtree(cache_root(store), ignore_errors=True)
