@@ -1,7 +1,8 @@
 """A lean HTTPS load generator through an HTTP proxy (CONNECT + TLS), for the benchmarks.
 
 It runs in its own process so that it does not share a GIL with anything it measures. Requests
-are pre-built bytes on keep-alive connections; responses are parsed only as far as framing needs
+are pre-built bytes (2,048 distinct prompts per connection) on keep-alive connections that all
+start on one schedule; responses are parsed only as far as framing needs
 (Content-Length or chunked). Prints one JSON object with the results.
 
 Usage: python benchmarks/loadgen.py --proxy 127.0.0.1:8080 --target 127.0.0.1:9000 \
@@ -60,17 +61,38 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, float | None
     return status, first_body
 
 
-async def connection(args: argparse.Namespace, ctx: ssl.SSLContext, stop_at: float,
+class Start:
+    """One schedule for every connection: they all begin once all are connected, each at its
+    offset, so a fixed rate stays evenly spread (connections set up at different moments would
+    otherwise fire together and queue behind each other)."""
+
+    def __init__(self, connections: int, duration: float) -> None:
+        self.waiting = connections
+        self.duration = duration
+        self.event = asyncio.Event()
+        self.epoch = 0.0
+
+    async def wait(self) -> float:
+        self.waiting -= 1
+        if self.waiting == 0:
+            self.epoch = time.perf_counter()
+            self.event.set()
+        await self.event.wait()
+        return self.epoch
+
+
+async def connection(args: argparse.Namespace, ctx: ssl.SSLContext, start: Start,
                      interval: float | None, offset: float, results: list[tuple[float, float, int]],
-                     ident: int) -> None:
+                     requests: list[bytes]) -> None:
     phost, pport = args.proxy.rsplit(":", 1)
     reader, writer = await asyncio.open_connection(phost, int(pport))
     writer.write(f"CONNECT {args.target} HTTP/1.1\r\nHost: {args.target}\r\n\r\n".encode())
     await reader.readuntil(b"\r\n\r\n")
     await writer.start_tls(ctx, server_hostname=args.target.rsplit(":", 1)[0])
-    requests = [build_request(args.target, args.mode, ident * 1000 + i) for i in range(16)]
+    epoch = await start.wait()
+    stop_at = epoch + start.duration
     n = 0
-    next_at = time.perf_counter() + offset
+    next_at = epoch + offset
     while True:
         if interval is not None:
             delay = next_at - time.perf_counter()
@@ -93,14 +115,17 @@ async def connection(args: argparse.Namespace, ctx: ssl.SSLContext, stop_at: flo
 async def main_async(args: argparse.Namespace) -> dict:
     ctx = ssl.create_default_context(cafile=args.ca)
     results: list[tuple[float, float, int]] = []
-    start = time.perf_counter()
-    stop_at = start + args.duration
+    # Every prompt differs, as in real traffic (repeats would flatter any caching on the path);
+    # all are built before any connection starts, so building costs nothing while measuring.
+    prompts = [[build_request(args.target, args.mode, ident * 100_000 + i) for i in range(2048)]
+               for ident in range(args.concurrency)]
+    start = Start(args.concurrency, args.duration)
     interval = args.concurrency / args.rate if args.rate else None
-    tasks = [connection(args, ctx, stop_at, interval,
-                        (i * interval / args.concurrency) if interval else 0.0, results, i)
+    tasks = [connection(args, ctx, start, interval,
+                        (i * interval / args.concurrency) if interval else 0.0, results, prompts[i])
              for i in range(args.concurrency)]
     await asyncio.gather(*tasks)
-    elapsed = time.perf_counter() - start
+    elapsed = time.perf_counter() - start.epoch
     lat = sorted(r[0] for r in results)
     ttfb = sorted(r[1] for r in results)
 

@@ -63,47 +63,70 @@ def rate(n: int, seconds: float) -> str:
     return f"{n / seconds:>10,.0f} records/s  ({seconds / n * 1e6:7.1f} µs/record)"
 
 
+def timed(stage, passes: int) -> tuple[float, float]:
+    """(first pass, best pass) wall seconds of ``stage(pass_number)``.
+
+    The first pass pays one-off costs (imports done lazily, codec set-up, page cache); a
+    proxy's worker runs for days, so the best of the later passes is its steady state. Both
+    are printed, for the stages and the baseline alike.
+    """
+    times = []
+    for i in range(passes):
+        t = time.perf_counter()
+        stage(i)
+        times.append(time.perf_counter() - t)
+    return times[0], min(times[1:] or times)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--records", type=int, default=20_000)
+    p.add_argument("--passes", type=int, default=4, help="passes per stage (first = cold)")
     args = p.parse_args()
     n = args.records
     caps = synthetic_captures(n)
     builder = RecordBuilder.from_config(AuditConfig(), "bench")
     tmp = Path(tempfile.mkdtemp(prefix="llm-audit-writer-"))
+    records: list[dict] = []
 
-    t = time.perf_counter()
-    records = [builder.build(c) for c in caps]
-    build_s = time.perf_counter() - t
+    def build(_i: int) -> None:
+        records[:] = [builder.build(c) for c in caps]
 
-    seg = JournalSegment(tmp / "store" / "journal", "bench", 1, fsync="interval", fsync_interval_s=1)
-    t = time.perf_counter()
-    for i in range(0, n, 64):  # the worker appends what one recv() brought, in one write
-        chunk = records[i:i + 64]
-        seg.append(b"".join(encode_record(r) for r in chunk), len(chunk))
-    journal_s = time.perf_counter() - t
+    def journal(i: int) -> None:
+        seg = JournalSegment(tmp / f"j{i}" / "journal", "bench", 1, fsync="interval",
+                             fsync_interval_s=1)
+        for start in range(0, n, 64):  # the worker appends what one recv() brought, in one write
+            chunk = records[start:start + 64]
+            seg.append(b"".join(encode_record(r) for r in chunk), len(chunk))
+        seg.close()
 
-    t = time.perf_counter()
-    for i in range(0, n, 5000):  # flush_records default batch
-        flush_records(tmp / "store", seg.path, "bench", 1 + i, records[i:i + 5000])
-    parquet_s = time.perf_counter() - t
-    seg.close()
+    def parquet(i: int) -> None:
+        store = tmp / f"p{i}" / "store"
+        segment = tmp / f"p{i}" / "segment"
+        segment.parent.mkdir(parents=True, exist_ok=True)
+        for start in range(0, n, 5000):  # flush_records default batch
+            segment.write_bytes(b"")
+            flush_records(store, segment, "bench", 1 + start, records[start:start + 5000])
 
-    t = time.perf_counter()
-    with open(tmp / "baseline.jsonl", "w") as fh:
-        for r in records:
-            fh.write(json.dumps(r) + "\n")
-    baseline_s = time.perf_counter() - t
+    def baseline(i: int) -> None:
+        with open(tmp / f"baseline{i}.jsonl", "w") as fh:
+            for r in records:
+                fh.write(json.dumps(r) + "\n")
 
-    writer_s = journal_s + parquet_s
-    print(f"{n} records, one core")
-    print(f"build (decode+parse+redact) {rate(n, build_s)}")
-    print(f"journal append              {rate(n, journal_s)}")
-    print(f"parquet flush               {rate(n, parquet_s)}")
-    print(f"writer = journal + parquet  {rate(n, writer_s)}")
-    print(f"baseline json.dumps→JSONL   {rate(n, baseline_s)}")
-    print(f"writer vs baseline: {baseline_s / writer_s:.2f}x the baseline's records/s; "
-          f"whole worker (build+writer): {n / (build_s + writer_s):,.0f} records/s")
+    results = {name: timed(fn, args.passes if name != "build" else 2)
+               for name, fn in (("build", build), ("journal", journal), ("parquet", parquet),
+                                ("baseline", baseline))}
+    print(f"{n} records, one core; first pass (cold) and best of {args.passes - 1} later passes")
+    labels = {"build": "build (decode+parse+redact)", "journal": "journal append",
+              "parquet": "parquet flush (the writer)", "baseline": "baseline json.dumps→JSONL"}
+    for name, (first, best) in results.items():
+        print(f"{labels[name]:<28} best {rate(n, best)}   first {rate(n, first)}")
+    writer = results["journal"][1] + results["parquet"][1]
+    print(f"{'journal + parquet':<28} best {rate(n, writer)}")
+    print(f"parquet writer vs baseline: {results['baseline'][1] / results['parquet'][1]:.2f}x "
+          f"the baseline's records/s; journal + parquet: "
+          f"{results['baseline'][1] / writer:.2f}x; whole worker (build+journal+parquet): "
+          f"{n / (results['build'][1] + writer):,.0f} records/s")
 
 
 if __name__ == "__main__":

@@ -128,6 +128,24 @@ def test_prefetched_request_gives_the_same_record_and_a_stale_one_is_ignored():
     assert again == plain and "OLD" not in again["request_body"]
 
 
+def test_requests_waiting_for_their_response_are_bounded(monkeypatch):
+    """Every request is sent ahead; flows whose response never comes (or a burst of long
+    streams) must not grow the worker, and an evicted flow still gets its exact record."""
+    from llm_proxy.addon import record as record_module
+
+    monkeypatch.setattr(record_module, "_PREFETCH_LIMIT", 50)
+    monkeypatch.setattr(record_module, "_PREFETCH_BYTES", 20_000)
+    builder = RecordBuilder.from_config(AuditConfig(), "unit")
+    plain = builder.build(capture())
+    body = capture()["rqb"]
+    for i in range(500):
+        builder.prefetch({"kind": "request", "fid": f"never-{i}", "rqh": capture()["rqh"],
+                          "rqb": body + b" " * (i % 7), "rql": len(body)})
+        assert len(builder._prefetched) <= 50 and builder._prefetched_bytes <= 20_000
+    assert builder._prefetched_bytes == sum(len(p.rqb) for p in builder._prefetched.values())
+    assert builder.build(capture()) == plain  # flow-1 was never kept: computed with its response
+
+
 def test_host_header_is_an_address_not_pii():
     cap = capture(rqh=capture()["rqh"] + ((b"Host", b"10.0.0.7:8000"),))
     r = build(cap)

@@ -203,6 +203,34 @@ def test_json_keys_name_their_values(redactor: Redactor) -> None:
     assert counts == {"password": 1, "api_key": 2, "person": 1, "phone": 1, "date_of_birth": 1}
 
 
+def test_repeated_strings_are_redacted_and_counted_every_time() -> None:
+    """Scan results are remembered (traffic repeats system prompts): a repeat must still be
+    redacted and counted, keys that were clean before must not hide a key that is not, and
+    the memory held stays bounded however many distinct strings pass."""
+    from llm_proxy.redact import engine
+
+    r = make()
+    prompt = "You are the support bot. Escalate to ops@example.com if the card 4111 1111 1111 1111 fails."
+    body = json.dumps({"messages": [{"role": "system", "content": prompt},
+                                    {"role": "user", "content": prompt}]})
+    first = r.redact_body(body)
+    for _ in range(3):
+        assert r.redact_body(body) == first
+    assert first[1] == {"email": 2, "credit_card": 2}
+    assert "ops@example.com" not in (first[0] or "")
+    # a key seen clean many times, then a key that is an e-mail address
+    for _ in range(3):
+        r.redact_json({"customer": "x"})
+    out, counts = r.redact_json({"customer": "x", "jane.doe@example.com": "x"})
+    assert out == {"customer": "x", "[EMAIL]": "x"} and counts == {"email": 1}
+    # ... and a secret-only field still sees the full result of its own scanner
+    assert r.mask_secrets(prompt)[1] == {}
+    for i in range(3000):
+        r.redact_text(f"unique text number {i} " + "filler words here " * 100)
+    assert r._memo_chars <= engine._MEMO_MAX_CHARS
+    assert r.redact_body(body) == first
+
+
 def test_unchanged_json_body_is_returned_as_is(redactor: Redactor) -> None:
     body = '{ "model" : "gpt-4o",  "messages": [] }'
     assert redactor.redact_body(body) == (body, {})

@@ -78,7 +78,7 @@ def test_planted_pii_and_secrets_reach_no_file(tmp_path: Path):
 def test_large_prompt_is_prefetched_and_redacted(tmp_path: Path):
     """A RAG-sized prompt goes to the worker early (request hook); its record is still exact."""
     store = tmp_path / "store"
-    context = "Background document. " * 2500  # ~50 KiB: above the prefetch threshold
+    context = "Background document. " * 2500  # ~50 KiB, sent ahead from the request hook
     prompt = f"{context} Contact {PLANTED['EMAIL']} about card {PLANTED['CREDIT_CARD']}."
     with MockLLMServer(tls=True, cert_dir=tmp_path / "certs") as mock, \
             ProxyProcess(store=store, confdir=tmp_path / "mitm", upstream_ca=Path(mock.ca_cert_path)) as proxy:

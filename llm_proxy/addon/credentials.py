@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 from urllib.parse import parse_qsl, urlencode
 
 __all__ = [
@@ -32,6 +33,7 @@ _SECRET_QUERY_PARAMS = frozenset({"key", "api_key", "apikey", "api-key", "token"
                                   "x-amz-security-token", "password", "secret"})
 
 
+@lru_cache(maxsize=1024)  # a client sends the same key on every call
 def fingerprint(secret: str) -> str:
     """``sk-proj-…a1b2#3f9c2e1d0a``: prefix, last 4, 40 bits of SHA-256."""
     secret = secret.strip()
@@ -91,21 +93,42 @@ def auth_from_headers(headers: dict[str, str]) -> tuple[str, str | None]:
     return "none", None
 
 
+def _sanitize_header(raw_name: bytes, raw_value: bytes,
+                     secret_names: frozenset[str]) -> tuple[str, str]:
+    name = raw_name.decode("latin-1").lower()
+    value = raw_value.decode("utf-8", "replace")
+    if name in secret_names:
+        if name in ("cookie", "set-cookie"):
+            value = "[REDACTED]"
+        else:
+            scheme, sep, token = value.partition(" ")
+            if sep and scheme.lower() in ("bearer", "basic", "token"):
+                value = f"{scheme} [REDACTED {fingerprint(token)}]"
+            else:
+                value = f"[REDACTED {fingerprint(value)}]"
+    return name, value
+
+
+# Most header lines repeat from call to call (content type, SDK version, the client's key):
+# each distinct line is decoded and fingerprinted once. Bounded; a full cache is cleared.
+_HEADER_LINES: dict[tuple[bytes, bytes, frozenset[str]], tuple[str, str]] = {}
+_HEADER_LINES_MAX = 8192
+
+
 def sanitize_headers(fields: Iterable[tuple[bytes, bytes]], secret_names: frozenset[str]) -> dict[str, str]:
     """Headers as a lower-cased dict; credential values replaced by their fingerprint."""
     out: dict[str, str] = {}
+    lines = _HEADER_LINES
     for raw_name, raw_value in fields:
-        name = raw_name.decode("latin-1").lower()
-        value = raw_value.decode("utf-8", "replace")
-        if name in secret_names:
-            if name in ("cookie", "set-cookie"):
-                value = "[REDACTED]"
-            else:
-                scheme, sep, token = value.partition(" ")
-                if sep and scheme.lower() in ("bearer", "basic", "token"):
-                    value = f"{scheme} [REDACTED {fingerprint(token)}]"
-                else:
-                    value = f"[REDACTED {fingerprint(value)}]"
+        key = (raw_name, raw_value, secret_names)
+        hit = lines.get(key)
+        if hit is None:
+            hit = _sanitize_header(raw_name, raw_value, secret_names)
+            if len(raw_value) <= 1024:  # long values (cookies) are rarely repeated
+                if len(lines) >= _HEADER_LINES_MAX:
+                    lines.clear()
+                lines[key] = hit
+        name, value = hit
         out[name] = f"{out[name]}, {value}" if name in out else value
     return out
 

@@ -106,6 +106,10 @@ def _next_seq(last: int) -> int:
 def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> None:
     """Receive captures until EOF; journal, acknowledge, batch and flush them."""
     make_dirs(store)
+    # The flusher thread turns batches into Parquet while this thread journals and acks: when
+    # a capture arrives during a flush, this thread must get the GIL within a fraction of a
+    # millisecond, not the default 5 ms switch interval (every waiting client would pay it).
+    sys.setswitchinterval(0.0005)
     if cfg.signing_key_path:  # the integrity chain signs with the configured key
         os.environ.setdefault("LLM_AUDIT_SIGNING_KEY", cfg.signing_key_path)
     journal_dir = store / JOURNAL_DIR

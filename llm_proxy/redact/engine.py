@@ -28,6 +28,14 @@ _EDGE_JUNK = " \t\r\n,;:"
 # JSON keys and values such as "role", "assistant", "tool_calls": letters, "_" and "-" only.
 # Nothing built in matches such a string (no digits, no "@", no spaces), so skip the scan.
 _PLAIN_WORD = re.compile(r"[A-Za-z_\-]{1,64}")
+# Results of scanning a string are remembered: LLM traffic repeats itself (system prompts, tool
+# schemas, model names, roles, finish reasons), and a dict lookup costs a fraction of a scan.
+# Bounded by the characters held, not just entries: a full memo is simply cleared.
+_MEMO_MAX_TEXT = 16 * 1024
+_MEMO_MAX_CHARS = 4 * 1024 * 1024
+_PLAIN_KEYS_MAX = 8192  # object keys found to need no redaction (field names repeat)
+_SCALARS = frozenset({int, float, bool, type(None)})
+_JSON_OPENERS = frozenset("{[ \t\r\n")
 # Kinds whose matches are free-form text rather than one fixed-shape value.
 _FREE_FORM = frozenset({"address", "person", "date_of_birth"})
 
@@ -180,13 +188,17 @@ class Redactor:
     Every method returns the redacted value and the number of replacements per kind.
     """
 
-    __slots__ = ("_full", "_modes", "_secrets", "policy")
+    __slots__ = ("_full", "_memo", "_memo_chars", "_modes", "_plain_keys", "_secrets", "policy")
 
     def __init__(self, policy: RedactionPolicy) -> None:
         self.policy = policy
         self._full = Scanner(policy.kinds, policy.rules)
         self._secrets = Scanner(frozenset(SECRET_KINDS))
         self._modes = dict(policy.field_modes)
+        # (scanner, text) -> (redacted text, counts); see _MEMO_MAX_CHARS
+        self._memo: dict[tuple[int, str], tuple[str, tuple[tuple[str, int], ...]]] = {}
+        self._memo_chars = 0
+        self._plain_keys: set[tuple[int, str]] = set()
 
     # -- public API ------------------------------------------------------------------------
 
@@ -235,8 +247,26 @@ class Redactor:
     # -- internals -------------------------------------------------------------------------
 
     def _text(self, text: str, scanner: Scanner, counts: dict[str, int]) -> str:
-        if len(text) < _MIN_LENGTH or (not self.policy.rules and _PLAIN_WORD.fullmatch(text)):
+        size = len(text)
+        if size < _MIN_LENGTH or (not self.policy.rules and _PLAIN_WORD.fullmatch(text)):
             return text
+        if size > _MEMO_MAX_TEXT:
+            return self._scan(text, scanner, counts)
+        key = (id(scanner), text)
+        hit = self._memo.get(key)
+        if hit is None:
+            found: dict[str, int] = {}
+            hit = (self._scan(text, scanner, found), tuple(found.items()))
+            if self._memo_chars + size > _MEMO_MAX_CHARS:
+                self._memo.clear()
+                self._memo_chars = 0
+            self._memo[key] = hit
+            self._memo_chars += size
+        for kind, n in hit[1]:
+            counts[kind] = counts.get(kind, 0) + n
+        return hit[0]
+
+    def _scan(self, text: str, scanner: Scanner, counts: dict[str, int]) -> str:
         found = scanner.find(text)
         if not found:
             return text
@@ -259,6 +289,8 @@ class Redactor:
 
     def _string(self, value: str, scanner: Scanner, counts: dict[str, int]) -> str:
         """A JSON string value; JSON inside it (tool-call arguments) stays valid JSON."""
+        if value[:1] not in _JSON_OPENERS:  # the common case, without stripping a copy
+            return self._text(value, scanner, counts)
         parsed = _parse_json_container(value)
         if parsed is None:
             return self._text(value, scanner, counts)
@@ -280,21 +312,44 @@ class Redactor:
         return self._string(value, scanner, counts)
 
     def _walk(self, value: object, scanner: Scanner, counts: dict[str, int]) -> object:
-        if isinstance(value, str):
-            return self._string(value, scanner, counts)
-        if isinstance(value, list):
-            return [self._walk(item, scanner, counts) for item in value]
-        if isinstance(value, dict):
+        # Hot: every value of every body passes here, so scalars and plain keys (the same few
+        # field names in every call) are settled inline rather than by a call each.
+        cls = value.__class__
+        if cls is str:
+            return self._string(value, scanner, counts)  # type: ignore[arg-type]
+        if cls is list:
+            return [item if item.__class__ in _SCALARS else self._walk(item, scanner, counts)
+                    for item in value]  # type: ignore[attr-defined]
+        if cls is dict:
             out: dict[object, object] = {}
-            for key, item in value.items():
-                new_key = self._text(key, scanner, counts) if isinstance(key, str) else key
-                while new_key in out:  # two keys redacted alike must not overwrite each other
-                    new_key = f"{new_key}#"
-                if isinstance(key, str) and isinstance(item, str):
-                    out[new_key] = self._pair(key, item, scanner, counts)
+            plain = self._plain_keys
+            for key, item in value.items():  # type: ignore[attr-defined]
+                if key.__class__ is str:
+                    if (id(scanner), key) in plain:
+                        new_key = key
+                    else:
+                        new_key = self._text(key, scanner, counts)
+                        if new_key is key and len(plain) < _PLAIN_KEYS_MAX:
+                            plain.add((id(scanner), key))
+                    if new_key in out:  # two keys redacted alike must not overwrite each other
+                        while new_key in out:
+                            new_key = f"{new_key}#"
+                    icls = item.__class__
+                    if icls is str:
+                        out[new_key] = self._pair(key, item, scanner, counts)
+                    elif icls in _SCALARS:
+                        out[new_key] = item
+                    else:
+                        out[new_key] = self._walk(item, scanner, counts)
                 else:
-                    out[new_key] = self._walk(item, scanner, counts)
+                    out[key] = self._walk(item, scanner, counts)
             return out
+        if isinstance(value, (str, list, dict)):  # subclasses: the general path
+            if isinstance(value, str):
+                return self._string(str(value), scanner, counts)
+            if isinstance(value, list):
+                return self._walk(list(value), scanner, counts)
+            return self._walk(dict(value), scanner, counts)
         return value
 
     def _query(self, query: str, scanner: Scanner, counts: dict[str, int]) -> str:

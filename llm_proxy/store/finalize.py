@@ -42,7 +42,7 @@ from llm_proxy.store import chain as chainlog
 from llm_proxy.store.digest import FileDigest, describe_file, sha256_file
 from llm_proxy.store.layout import FILE_MODE, FINAL_FILE_MODE, make_dirs
 from llm_proxy.store.locks import chain_lock
-from llm_proxy.store.parquet import encode_parquet, fsync_dir
+from llm_proxy.store.parquet import PARQUET_OPTIONS, encode_parquet, fsync_dir
 from llm_proxy.store.signing import (
     b64,
     create_private_key,
@@ -88,8 +88,7 @@ def _encode(data: pa.Table | pa.RecordBatchReader, fh: BinaryIO) -> None:
         return
     # A stream (archive merges): bounded memory whatever the day's volume, while small input
     # batches (one per hourly file) are coalesced so the file gets few, large row groups.
-    with pq.ParquetWriter(fh, data.schema, compression="zstd", compression_level=3,
-                          use_dictionary=True, write_statistics=True) as writer:
+    with pq.ParquetWriter(fh, data.schema, **PARQUET_OPTIONS) as writer:
         pending: list[pa.RecordBatch] = []
         rows = size = 0
         for batch in data:

@@ -17,19 +17,41 @@ import pyarrow.parquet as pq
 from llm_proxy.schema import RECORD_SCHEMA
 from llm_proxy.store.layout import FINAL_FILE_MODE, make_dirs
 
-__all__ = ["records_to_table", "encode_parquet", "write_parquet_atomic", "fsync_dir"]
+__all__ = ["PARQUET_OPTIONS", "encode_parquet", "fsync_dir", "records_to_table", "write_parquet_atomic"]
+
+
+# Rows converted per call. The conversion holds the GIL for its whole call (it reads Python
+# objects), and the capture worker's flusher thread shares that GIL with the thread that
+# journals and acknowledges records: slices of ~2 ms keep a flush from holding back acks.
+_CONVERT_ROWS = 256
 
 
 def records_to_table(records: Iterable[Mapping[str, Any]]) -> pa.Table:
     """Columnar conversion; missing keys are null, ``ts`` is integer microseconds (UTC)."""
     rows = records if isinstance(records, list) else list(records)
-    return pa.Table.from_pylist(rows, schema=RECORD_SCHEMA)  # C++ conversion: 3x a column loop
+    if len(rows) <= _CONVERT_ROWS:
+        return pa.Table.from_pylist(rows, schema=RECORD_SCHEMA)  # C++: 3x a column loop
+    return pa.Table.from_batches(
+        [pa.RecordBatch.from_pylist(rows[i:i + _CONVERT_ROWS], schema=RECORD_SCHEMA)
+         for i in range(0, len(rows), _CONVERT_ROWS)], schema=RECORD_SCHEMA)
+
+
+# Free text and unique values: a dictionary page would be built and then abandoned (every value
+# differs), and min/max statistics of a body prune nothing; both cost the writer time for each
+# record. Every other column keeps both (ids keep statistics: lookups by id prune on them).
+_FREE_TEXT = frozenset({"request_headers", "request_body", "response_headers", "response_body",
+                        "error_trace"})
+PARQUET_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "compression_level": 3,
+    "use_dictionary": [f.name for f in RECORD_SCHEMA if f.name not in _FREE_TEXT | {"id"}],
+    "write_statistics": [f.name for f in RECORD_SCHEMA if f.name not in _FREE_TEXT],
+}
 
 
 def encode_parquet(table: pa.Table, sink: BinaryIO | str) -> None:
     """zstd-compressed Parquet with the schema version in the file metadata."""
-    pq.write_table(table, sink, compression="zstd", compression_level=3,
-                   use_dictionary=True, write_statistics=True)
+    pq.write_table(table, sink, **PARQUET_OPTIONS)
 
 
 def write_parquet_atomic(table: pa.Table, path: Path) -> None:
