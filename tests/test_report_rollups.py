@@ -127,7 +127,9 @@ def test_cold_warm_and_uncached_runs_agree(filled: Path, monkeypatch: pytest.Mon
             assert _entries(filled) == written  # warm: nothing recomputed
             _same(cold, reference)
             _same(warm, reference)
-    assert len({p.name[:10] for p in _entries(filled)}) == 3  # one entry per day and branch
+    # one entry per day and branch, and the three days (Mon 2 – Wed 4 Nov) merged as a week
+    assert {p.name.rsplit("-", 1)[0] for p in _entries(filled)} == {
+        "2026-11-02", "2026-11-03", "2026-11-04", "w2026-45"}
 
 
 def test_numbers_match_plain_sql_journal_included(filled: Path):
@@ -195,7 +197,8 @@ def test_since_inside_an_hour(filled: Path, monkeypatch: pytest.MonkeyPatch):
 
 def test_partly_cached_and_corrupt_entries_are_recomputed(filled: Path):
     before = {k: _report(filled, k, "user") for k in REPORT_KINDS}
-    entries = sorted(_entries(filled))
+    # the week entries are what a warm run reads (their days' entries only rebuild them)
+    entries = sorted(p for p in _entries(filled) if p.name.startswith("w"))
     entries[0].unlink()
     entries[1].write_bytes(b"not parquet")
     entries[2].write_bytes(entries[2].read_bytes()[:-40])  # truncated footer
@@ -271,3 +274,30 @@ def test_prune_drops_entries_of_days_that_are_gone(filled: Path):
     kept = set(_entries(filled)) - {orphan}
     assert rollups.prune(filled) == 1
     assert set(_entries(filled)) == kept
+
+
+def test_whole_weeks_are_read_from_one_merged_entry(filled: Path, monkeypatch: pytest.MonkeyPatch):
+    """Days of a whole ISO week merge into a week entry: reports read it instead of the days
+    (nothing of the days is recomputed when their entries are gone), prune keeps it while its
+    days are unchanged and drops it when one of them changes."""
+    for kind in REPORT_KINDS:
+        _report(filled, kind, "user")
+    weeks = [p for p in _entries(filled) if p.name.startswith("w2026-45-")]
+    branches = {p.parent for p in _entries(filled)}
+    assert len(weeks) == len(branches) >= len(REPORT_KINDS)  # one per branch
+    for p in _entries(filled):
+        if not p.name.startswith("w"):
+            p.unlink()  # the day entries: a warm run must not need them
+    for kind in REPORT_KINDS:
+        _same(_report(filled, kind, "user"), _uncached(filled, kind, "user", monkeypatch))
+    assert set(_entries(filled)) == set(weeks)
+    assert rollups.prune(filled) == 0 and set(_entries(filled)) == set(weeks)
+    # a day of the week changes (one of its files replaced): the week entry is stale
+    victim = next(f for p in views.scan_partitions(filled) if p.partition.date == "2026-11-03"
+                  for f in p.files)
+    data = victim.read_bytes()
+    victim.chmod(0o600)
+    victim.unlink()
+    victim.with_name("replaced-" + victim.name).write_bytes(data)
+    assert rollups.prune(filled) == len(weeks) and not _entries(filled)
+    _same(_report(filled, "latency", "user"), _uncached(filled, "latency", "user", monkeypatch))

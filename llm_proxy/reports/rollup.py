@@ -40,7 +40,7 @@ from llm_proxy.store.layout import FLOWS_DIR
 from llm_proxy.store.tiers import ARCHIVE_DIR, Partition, day_start
 from llm_proxy.store.views import PartitionFiles, flows_sql, is_store
 
-__all__ = ["HIST_K", "Day", "Plan", "bucket_sql", "normalise", "percentiles", "plan",
+__all__ = ["HIST_K", "Day", "Plan", "Week", "bucket_sql", "normalise", "percentiles", "plan",
            "split_days"]
 
 HIST_K = 100
@@ -57,10 +57,20 @@ class Day:
 
 
 @dataclass(slots=True)
+class Week:
+    """Packable days of one ISO week, read as one merged entry (see ``rollups.week_of``)."""
+
+    name: str
+    days: list[Day]
+    digest: str
+
+
+@dataclass(slots=True)
 class Plan:
     store: Path | None
     packable: list[Day]
     live: list[PartitionFiles]
+    weeks: list[Week] = field(default_factory=list)
 
 
 def bucket_sql(value: str) -> str:
@@ -130,7 +140,23 @@ def plan(con: duckdb.DuckDBPyConnection, since: datetime | None, until: datetime
         else:
             live.extend(day.parts)
     packable.sort(key=lambda d: d.date)
-    return Plan(store, packable, live)
+    return Plan(store, packable, live, _weeks(days, packable))
+
+
+def _weeks(days: dict[str, Day], packable: list[Day]) -> list[Week]:
+    """Weeks of two or more days of which every day the store has is packable: the same
+    weeks whatever the report's range, so their merged entries are shared between reports."""
+    by_week: dict[str, list[Day]] = {}
+    for day in days.values():
+        by_week.setdefault(rollups.week_of(day.date), []).append(day)
+    ready = {d.date for d in packable}
+    weeks = []
+    for name, members in sorted(by_week.items()):
+        if len(members) >= 2 and all(d.date in ready for d in members):
+            members.sort(key=lambda d: d.date)
+            weeks.append(Week(name, members, rollups.week_digest(
+                {d.date: d.members or "" for d in members})))
+    return weeks
 
 
 def source_sql(parts: Sequence[PartitionFiles], *, with_journal: bool) -> str:

@@ -33,6 +33,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from llm_proxy.errors import QueryError
 from llm_proxy.reports import rollup
@@ -186,6 +187,29 @@ class _Branch:
                 f"GROUP BY {group}, _hb")
         return "\nUNION ALL\n".join(parts)
 
+    def merge_sql(self, entries: Sequence[Path]) -> str:
+        """Partials of several days merged into the partials of their union (a week entry):
+        the same columns, each scalar rolled up by its own function, histograms by bucket."""
+        src = "read_parquet([" + ", ".join(
+            "'" + str(p).replace("'", "''") + "'" for p in entries) + "])"
+        merges: list[tuple[str, str]] = []
+        for i, (_name, _sql, roll) in enumerate(self.aggs):
+            if roll in ("sum", "max", "min"):
+                merges.append((f"_s{i}", roll))
+            elif roll == "avg":
+                merges += [(f"_s{i}", "sum"), (f"_s{i}c", "sum")]
+        keys = "".join(f"{_q(k)}, " for k in self.keys)
+        group = f"GROUP BY {keys.rstrip(', ')}" if self.keys else ""
+        scalars = "".join(f", {fn}({c}) AS {c}" for c, fn in merges)
+        nulls = "".join(f", NULL AS {c}" for c, _fn in merges)
+        sql = (f"SELECT {keys}0 AS _part, NULL::INTEGER AS _hb, NULL::BIGINT AS _n, "
+               f"NULL::DOUBLE AS _lo, NULL::DOUBLE AS _hi{scalars} "
+               f"FROM {src} WHERE _part = 0 {group}")
+        if self.hists():
+            sql += (f"\nUNION ALL\nSELECT {keys}_part, _hb, sum(_n)::BIGINT, min(_lo), "
+                    f"max(_hi){nulls} FROM {src} WHERE _part > 0 GROUP BY {keys}_part, _hb")
+        return sql
+
     def final_sql(self, partials: str, names: Sequence[str], agg_names: Sequence[str]) -> str:
         """Phase two of the sums, counts and averages: this branch's rows of the report."""
         kc = ", ".join(_q(k) for k in self.keys)
@@ -198,36 +222,45 @@ class _Branch:
                 f"FROM {partials} WHERE _part = 0 GROUP BY GROUPING SETS "
                 f"({_grouping_sets(self.sets)}))")
 
-    def hist_sql(self, partials: str, j: int) -> str:
-        """The j-th percentile aggregate's histograms merged per grouping set and bucket."""
+    def hist_sql(self, partials: str) -> str:
+        """Every percentile aggregate's histograms (``_part`` j for the j-th) merged per
+        grouping set and bucket: one scan of the partials for all of them."""
         kc = ", ".join(_q(k) for k in self.keys)
         if len(self.sets) == 1 and self.sets[0] == self.keys:  # a plain GROUP BY is faster
-            gid, group_by = "0", f"{kc}, _hb"
+            gid, group_by = "0", f"{kc}, _part, _hb"
         else:
             gid, group_by = f"grouping({kc})", \
-                f"GROUPING SETS ({_grouping_sets(self.sets, '_hb')})"
-        return (f"SELECT {gid} AS _gid, {kc}, _hb, sum(_n)::BIGINT AS _n, "
-                f"min(_lo) AS _lo, max(_hi) AS _hi FROM {partials} WHERE _part = {j} "
+                f"GROUPING SETS ({_grouping_sets(self.sets, '_part, _hb')})"
+        return (f"SELECT _part, {gid} AS _gid, {kc}, _hb, sum(_n)::BIGINT AS _n, "
+                f"min(_lo) AS _lo, max(_hi) AS _hi FROM {partials} WHERE _part > 0 "
                 f"GROUP BY {group_by}")
 
 
 def _cached(con: duckdb.DuckDBPyConnection, plan: rollup.Plan, branch: _Branch,
             key_sql: Mapping[str, str]) -> tuple[list[Path], list[pa.Table]]:
     """The branch's partials of every packable day: cache entries to read (paths), and the
-    partials of days that had none, computed in one statement and cached."""
+    partials of days that had none, computed in one statement and cached. Whole weeks are read
+    from their merged week entry, made from the day entries when missing."""
     if not plan.packable or plan.store is None:
         return [], []
     store = plan.store
     sig = branch.signature(key_sql)
     expected = branch.columns()
     warm = _WARMING.get()
-    paths = [rollups.entry_path(store, sig, d.date, d.members or "") for d in plan.packable]
-    if warm is not None:  # warming: only what is missing
-        ok = [p.exists() for p in paths]
-    else:
-        ok = [rollups.entry_columns(p) == expected for p in paths]
-    missing = [d for d, good in zip(plan.packable, ok, strict=True) if not good]
-    tables = []
+
+    def present(path: Path) -> bool:
+        if warm is not None:  # warming: only what is missing
+            return path.exists()
+        return rollups.entry_columns(path) == expected
+
+    week_path = {w.name: rollups.entry_path(store, sig, w.name, w.digest) for w in plan.weeks}
+    ready = {w.name for w in plan.weeks if present(week_path[w.name])}
+    covered = {d.date for w in plan.weeks if w.name in ready for d in w.days}
+    needed = [d for d in plan.packable if d.date not in covered]
+    day_path = {d.date: rollups.entry_path(store, sig, d.date, d.members or "") for d in needed}
+    on_disk = {d.date for d in needed if present(day_path[d.date])}
+    missing = [d for d in needed if d.date not in on_disk]
+    in_memory: dict[str, pa.Table] = {}
     if missing:
         source = rollup.source_sql([p for d in missing for p in d.parts], with_journal=False)
         fresh = rollup.normalise(run_arrow(con, branch.partial_sql(key_sql, source, "",
@@ -236,14 +269,34 @@ def _cached(con: duckdb.DuckDBPyConnection, plan: rollup.Plan, branch: _Branch,
         empty = fresh.drop_columns(["_day"]).slice(0, 0)
         for day in missing:
             table = per_day.get(day.date, empty)
-            written = rollups.write_entry(
-                rollups.entry_path(store, sig, day.date, day.members or ""), table)
+            written = rollups.write_entry(day_path[day.date], table)
+            if written:
+                on_disk.add(day.date)
             if warm is not None:
                 warm.entries += int(written)
                 warm.days.add(day.date)
                 warm.files.update(str(f) for p in day.parts for f in p.files)
-            tables.append(table)
-    return [p for p, good in zip(paths, ok, strict=True) if good], tables
+            in_memory[day.date] = table
+    read = [week_path[w.name] for w in plan.weeks if w.name in ready]
+    tables: list[pa.Table] = []
+    for week in plan.weeks:
+        if week.name in ready or not all(d.date in on_disk for d in week.days):
+            continue  # read already, or an unwritable cache: its days as they are
+        merged = rollup.normalise(run_arrow(con, branch.merge_sql(
+            [day_path[d.date] for d in week.days])))
+        written = rollups.write_entry(week_path[week.name], merged)
+        if warm is not None:
+            warm.entries += int(written)
+        tables.append(merged)
+        covered.update(d.date for d in week.days)
+    for day in needed:
+        if day.date in covered:
+            continue
+        if day.date in in_memory:
+            tables.append(in_memory[day.date])
+        elif day.date in on_disk:
+            read.append(day_path[day.date])
+    return read, tables
 
 
 def _concat(tables: Sequence[pa.Table]) -> pa.Table:
@@ -279,10 +332,13 @@ def _final(con: duckdb.DuckDBPyConnection, scope: Scope, plan: rollup.Plan,
                 partials += f" UNION ALL SELECT {cols} FROM read_parquet([{files}])"
             partials = f"({partials})"
             selects.append(branch.final_sql(partials, names, agg_names))
-            for j, (agg, _value, qs) in enumerate(branch.hists(), 1):
-                hist = run_arrow(con, branch.hist_sql(partials, j))
-                pcts.setdefault(branch.phase, {})[agg] = rollup.percentiles(
-                    hist, list(branch.keys), qs)
+            if branch.hists():
+                hists = run_arrow(con, branch.hist_sql(partials))
+                parts = hists.column("_part")
+                for j, (agg, _value, qs) in enumerate(branch.hists(), 1):
+                    hist = hists.filter(pc.equal(parts, j)).drop_columns(["_part"])
+                    pcts.setdefault(branch.phase, {})[agg] = rollup.percentiles(
+                        hist, list(branch.keys), qs)
         return run(con, "\nUNION ALL\n".join(selects)), pcts
     finally:
         for name in registered:

@@ -9,7 +9,10 @@ remove the old ones. So a partial is cached under
 
 where ``signature`` hashes the SQL that computed it (``llm_proxy.reports.scan``) and
 ``members`` the identity — tier folder, name, size and mtime — of every file of that day in both
-tiers. Any change to a day's files changes ``members``, so a stale entry is never *read*; it is
+tiers. The day entries of an ISO week are also merged into one **week entry**,
+``w<YYYY>-<WW>-<digest>.parquet``, whose digest covers the members of each of its days: a report
+over a month reads four week entries and a few days instead of thirty days of partials (per-user
+histograms shrink the most: the same buckets recur from day to day). Any change to a day's files changes ``members``, so a stale entry is never *read*; it is
 deleted by the next write for that day or by ``prune`` (called by erase, retention, compaction
 and reprice, so erased user ids and messages leave the cache with the files they came from).
 
@@ -28,7 +31,8 @@ import secrets
 import shutil
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
@@ -37,7 +41,7 @@ import pyarrow.parquet as pq
 from llm_proxy.store.layout import FILE_MODE, make_dirs
 
 __all__ = ["CACHE_DIR", "cache_root", "clear", "day_members", "entry_columns", "entry_path",
-           "prune", "write_entry"]
+           "prune", "week_dates", "week_digest", "week_of", "write_entry"]
 
 CACHE_DIR = ".cache/rollups"
 _TEMP_MAX_AGE = 3600.0  # seconds: a temp file this old belongs to a process that died
@@ -58,6 +62,24 @@ def day_members(files: Iterable[Path]) -> str:
         st = os.stat(f)
         ids.append(f"{f.parent.name}/{f.name}\0{st.st_size}\0{st.st_mtime_ns}")
     return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:20]
+
+
+def week_of(day: str) -> str:
+    """``w2026-45``: the ISO week of a ``YYYY-MM-DD`` day."""
+    year, week, _ = date.fromisoformat(day).isocalendar()
+    return f"w{year:04d}-{week:02d}"
+
+
+def week_dates(week: str) -> list[str]:
+    """The seven ``YYYY-MM-DD`` days of an ISO week named by ``week_of``."""
+    year, number = (int(x) for x in week[1:].split("-"))
+    return [date.fromisocalendar(year, number, d).isoformat() for d in range(1, 8)]
+
+
+def week_digest(members: Mapping[str, str]) -> str:
+    """Digest of a week entry: every one of its days with that day's members."""
+    text = "\n".join(f"{day}:{m}" for day, m in sorted(members.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 def entry_path(store: Path, signature: str, day: str, members: str) -> Path:
@@ -95,10 +117,11 @@ def write_entry(path: Path, table: pa.Table) -> bool:
         except OSError:
             pass
         return False
-    day = path.name[:10]
+    prefix = path.name.rsplit("-", 1)[0] + "-"  # the day (or week) before the digest
     try:
         for other in os.scandir(path.parent):
-            if other.name.startswith(day) and other.name != path.name \
+            if other.name.startswith(prefix) and other.name != path.name \
+                    and other.name.rsplit("-", 1)[0] + "-" == prefix \
                     and other.name.endswith(".parquet"):
                 Path(other.path).unlink(missing_ok=True)
     except OSError:
@@ -140,6 +163,8 @@ def prune(store: Path) -> int:
             name = entry.name
             if name.endswith(".tmp"):
                 stale = now - entry.stat().st_mtime > _TEMP_MAX_AGE
+            elif name.startswith("w"):
+                stale = _stale_week(name, current)
             else:
                 day = name[:10]
                 stale = current.get(day) != name[11:].removesuffix(".parquet")
@@ -151,6 +176,15 @@ def prune(store: Path) -> int:
         except OSError:
             pass
     return removed
+
+
+def _stale_week(name: str, current: Mapping[str, str]) -> bool:
+    week, _, digest = name.removesuffix(".parquet").rpartition("-")
+    try:
+        members = {d: current[d] for d in week_dates(week) if d in current}
+    except ValueError:
+        return True
+    return not members or week_digest(members) != digest
 
 
 def clear(store: Path) -> None:
