@@ -354,6 +354,51 @@ def test_mistral_large_4_with_cache_reads():
         pytest.approx(0.002)
 
 
+
+def test_gemini_3_7_flash_introductory_price_with_cache_reads():
+    # gemini-3.7-flash (price table 2026-11-26): $0.75 in, $0.075 cache read, $3.75 out, thinking
+    # billed as output; 10,000 in of which 6,000 cached, 1,000 out
+    c = cost("gemini", "gemini-3.7-flash", inp=10_000, cached=6_000, out=1_000)
+    assert c.cost_input_usd == pytest.approx(4_000 * 0.75 / 1e6)  # 0.003
+    assert c.cost_cached_input_usd == pytest.approx(6_000 * 0.075 / 1e6)  # 0.00045
+    assert c.cost_output_usd == pytest.approx(1_000 * 3.75 / 1e6)  # 0.00375
+    assert c.cost_usd == pytest.approx(0.0072)
+    # Vertex and OpenRouter-style names reach the same row
+    assert cost("vertex", "gemini-3.7-flash", inp=10_000, cached=6_000, out=1_000).cost_usd == \
+        pytest.approx(0.0072)
+    assert cost("openrouter", "google/gemini-3.7-flash", inp=1_000_000, out=0).cost_usd == \
+        pytest.approx(0.75)
+
+
+def test_gpt_5_5_short_and_long_context():
+    # gpt-5.5: $5 in, $0.50 cached, $30 out; above 272K input tokens the whole request pays
+    # $10 / $1 / $45
+    short = cost("openai", "gpt-5.5-2026-04-23", inp=100_000, cached=40_000, out=2_000)
+    assert short.cost_input_usd == pytest.approx(60_000 * 5.0 / 1e6)  # 0.30
+    assert short.cost_cached_input_usd == pytest.approx(40_000 * 0.50 / 1e6)  # 0.02
+    assert short.cost_output_usd == pytest.approx(2_000 * 30.0 / 1e6)  # 0.06
+    assert short.cost_usd == pytest.approx(0.38)
+    long = cost("openai", "gpt-5.5", inp=300_000, cached=100_000, out=2_000)
+    assert long.cost_input_usd == pytest.approx(200_000 * 10.0 / 1e6)  # 2.00
+    assert long.cost_cached_input_usd == pytest.approx(100_000 * 1.0 / 1e6)  # 0.10
+    assert long.cost_output_usd == pytest.approx(2_000 * 45.0 / 1e6)  # 0.09
+    assert long.cost_usd == pytest.approx(2.19)
+
+
+def test_grok_4_3_and_claude_mythos_5_1():
+    # grok-4.3: $1.25 / $0.20 cached / $2.50; over 200K prompt tokens $2.50 / $0.40 / $5.00
+    assert cost("xai", "grok-4.3", inp=10_000, cached=5_000, out=1_000).cost_usd == \
+        pytest.approx(5_000 * 1.25 / 1e6 + 5_000 * 0.20 / 1e6 + 1_000 * 2.50 / 1e6)  # 0.00975
+    assert cost("xai", "grok-4.3-latest", inp=250_000, cached=50_000, out=1_000).cost_usd == \
+        pytest.approx(0.5 + 0.02 + 0.005)
+    # claude-mythos-5-1: $10 in, $0.25 cache hit (0.025x), $12.50 5-minute write, $50 out
+    c = cost("anthropic", "claude-mythos-5-1", inp=3000, cached=1000, write=500, out=200)
+    assert c.cost_input_usd == pytest.approx(1500 * 10.0 / 1e6)  # 0.015
+    assert c.cost_cached_input_usd == pytest.approx(1000 * 0.25 / 1e6)  # 0.00025
+    assert c.cost_cache_write_usd == pytest.approx(500 * 12.50 / 1e6)  # 0.00625
+    assert c.cost_output_usd == pytest.approx(200 * 50.0 / 1e6)  # 0.01
+    assert c.cost_usd == pytest.approx(0.0315)
+
 def test_deepseek_cache_hit_and_miss_input_off_peak():
     # deepseek-flash off-peak (a Saturday): miss $0.15, hit $0.003, output $0.60 per 1M
     # (DeepSeek's prompt_cache_hit_tokens are cached_input; input_tokens = hits + misses)
