@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -26,14 +27,26 @@ __all__ = ["PARQUET_OPTIONS", "encode_parquet", "fsync_dir", "records_to_table",
 _CONVERT_ROWS = 256
 
 
+_AS_ROW = itemgetter(*RECORD_SCHEMA.names)
+_ROW_TYPE = pa.struct(list(RECORD_SCHEMA))
+
+
+def _batch(rows: list[Mapping[str, Any]]) -> pa.RecordBatch:
+    """Records with every column (what the capture worker builds) go in as tuples in schema
+    order — a third cheaper than dicts, whose keys are looked up cell by cell; others as dicts."""
+    try:
+        tuples = [_AS_ROW(r) for r in rows]
+    except KeyError:
+        return pa.RecordBatch.from_pylist(rows, schema=RECORD_SCHEMA)  # C++: 3x a column loop
+    return pa.RecordBatch.from_struct_array(pa.array(tuples, type=_ROW_TYPE))
+
+
 def records_to_table(records: Iterable[Mapping[str, Any]]) -> pa.Table:
     """Columnar conversion; missing keys are null, ``ts`` is integer microseconds (UTC)."""
     rows = records if isinstance(records, list) else list(records)
-    if len(rows) <= _CONVERT_ROWS:
-        return pa.Table.from_pylist(rows, schema=RECORD_SCHEMA)  # C++: 3x a column loop
-    return pa.Table.from_batches(
-        [pa.RecordBatch.from_pylist(rows[i:i + _CONVERT_ROWS], schema=RECORD_SCHEMA)
-         for i in range(0, len(rows), _CONVERT_ROWS)], schema=RECORD_SCHEMA)
+    return pa.Table.from_batches([_batch(rows[i:i + _CONVERT_ROWS])
+                                  for i in range(0, len(rows), _CONVERT_ROWS)],
+                                 schema=RECORD_SCHEMA)
 
 
 # Free text and unique values: a dictionary page would be built and then abandoned (every value

@@ -13,6 +13,7 @@ import json
 import os
 from collections import defaultdict
 from collections.abc import Iterable
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ __all__ = ["flush_records", "replay", "manifest_path", "unflushed_records"]
 
 
 _US_PER_HOUR = 3_600_000_000
+_BY_ID = itemgetter("id")
 
 
 def manifest_path(segment: Path) -> Path:
@@ -57,7 +59,7 @@ def flush_records(store: Path, segment: Path, instance: str, seq: int,
     for (date, hour), rows in sorted(groups.items()):
         target = store / partition_dir(date, hour) / planned[f"{date}/{hour}"]
         if not target.exists():
-            rows.sort(key=lambda r: r["id"])
+            rows.sort(key=_BY_ID)
             publish(store, [(records_to_table(rows), target)], reason="flush")
         written.append(target)
     segment.unlink(missing_ok=True)
