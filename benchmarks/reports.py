@@ -107,12 +107,13 @@ def time_report(store: Path, kind: str, by: str, runs: int, *,
     return best
 
 
-def run_matrix(store: Path, runs: int) -> dict[tuple[str, str], tuple]:
+def run_matrix(store: Path, runs: int, groupings: tuple[str, ...] = GROUPINGS,
+               ) -> dict[tuple[str, str], tuple]:
     results = {}
     print(f"\n{'report':8} {'by':6} {'cold s':>7} {'warm s':>7} {'warm cpu':>8} {'connect':>7} "
           f"{'load':>5}")
     for kind in REPORT_KINDS:
-        for by in GROUPINGS:
+        for by in groupings:
             cold, _c, _n = time_report(store, kind, by, runs, cold=True)
             wall, cpu, conn = time_report(store, kind, by, runs)
             results[(kind, by)] = (cold, wall, cpu, conn)
@@ -149,6 +150,9 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=10_000_000)
     parser.add_argument("--store", type=Path, default=None)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--by", default=",".join(GROUPINGS),
+                        help="groupings to time (comma-separated; every one: "
+                             "model,user,day,hour,provider,endpoint,key)")
     args = parser.parse_args()
     store = args.store or Path(tempfile.gettempdir()) / f"llm-audit-bench-reports-{args.records}"
     ensure_store(store, args.records)
@@ -157,7 +161,7 @@ def main() -> None:
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     baseline = time_baseline(store, args.runs)
     print(f"baseline: bare DuckDB aggregate over the same files {baseline:.3f} s")
-    results = run_matrix(store, args.runs)
+    results = run_matrix(store, args.runs, tuple(args.by.split(",")))
     print(f"\nend to end `llm-audit report cost --format json` (warm): {time_cli(store):.2f} s "
           "(interpreter start and imports included)")
     worst = max(w for _c, w, _p, _n in results.values())
