@@ -5,7 +5,7 @@ aggregates; this module decides, per day of the store, where that phase comes fr
 
 - a day wholly inside ``--since``/``--until``, closed (ended an hour ago or more) and not in the
   middle of a compaction swap is **packable**: its partials are read from the roll-up cache
-  (``llm_proxy.store.rollups``) or computed — for all such days in one statement — and cached;
+  (``llm_proxy.store.rollups``) or computed — one statement per day — and cached;
 - every other day (partly in range, still being written, mid-swap) and the journal are read
   **live**, filtered on ``ts``.
 
@@ -40,8 +40,7 @@ from llm_proxy.store.layout import FLOWS_DIR
 from llm_proxy.store.tiers import ARCHIVE_DIR, Partition, day_start
 from llm_proxy.store.views import PartitionFiles, flows_sql, is_store
 
-__all__ = ["HIST_K", "Day", "Plan", "Week", "bucket_sql", "normalise", "percentiles", "plan",
-           "split_days"]
+__all__ = ["HIST_K", "Day", "Plan", "Week", "bucket_sql", "normalise", "percentiles", "plan"]
 
 HIST_K = 100
 _NONPOSITIVE = -1_000_000_000  # the bucket of zero and negative values
@@ -176,19 +175,6 @@ def normalise(table: pa.Table) -> pa.Table:
         fields.append(pa.field(f.name, t))
     schema = pa.schema(fields)
     return table if schema.equals(table.schema) else table.cast(schema)
-
-
-def split_days(table: pa.Table, column: str = "_day") -> dict[str, pa.Table]:
-    """Rows per day (``column`` dropped), for one cache entry each."""
-    out: dict[str, pa.Table] = {}
-    if table.num_rows == 0:
-        return out
-    days = table.column(column)
-    rest = table.drop_columns([column])
-    for value in pc.unique(days).to_pylist():
-        mask = pc.equal(days, pa.scalar(value, days.type))
-        out[value.isoformat()] = rest.filter(mask)
-    return out
 
 
 def percentiles(hist: pa.Table, keys: Sequence[str],
