@@ -5,7 +5,7 @@ aggregates; this module decides, per day of the store, where that phase comes fr
 
 - a day wholly inside ``--since``/``--until``, closed (ended an hour ago or more) and not in the
   middle of a compaction swap is **packable**: its partials are read from the roll-up cache
-  (``llm_proxy.store.rollups``) or computed — one statement per day — and cached;
+  (``llm_proxy.store.rollups``) or computed — for all such days in one statement, sorted by day — and cached;
 - every other day (partly in range, still being written, mid-swap) and the journal are read
   **live**, filtered on ``ts``.
 
@@ -40,7 +40,8 @@ from llm_proxy.store.layout import FLOWS_DIR
 from llm_proxy.store.tiers import ARCHIVE_DIR, Partition, day_start
 from llm_proxy.store.views import PartitionFiles, flows_sql, is_store
 
-__all__ = ["HIST_K", "Day", "Plan", "Week", "bucket_sql", "normalise", "percentiles", "plan"]
+__all__ = ["HIST_K", "Day", "Plan", "Week", "bucket_sql", "normalise", "percentiles", "plan",
+           "split_days"]
 
 HIST_K = 100
 _NONPOSITIVE = -1_000_000_000  # the bucket of zero and negative values
@@ -175,6 +176,22 @@ def normalise(table: pa.Table) -> pa.Table:
         fields.append(pa.field(f.name, t))
     schema = pa.schema(fields)
     return table if schema.equals(table.schema) else table.cast(schema)
+
+
+def split_days(table: pa.Table, column: str = "_day") -> dict[str, pa.Table]:
+    """Rows per day (``column`` dropped), for one cache entry each. The rows come sorted by
+    day (``ORDER BY``: DuckDB sorts in parallel), so each day is a zero-copy slice — filtering
+    once per day, or a ``take`` here, moved millions of rows 30 times or once in one thread."""
+    out: dict[str, pa.Table] = {}
+    if table.num_rows == 0:
+        return out
+    counts = pc.value_counts(table.column(column)).to_pylist()
+    rest = table.drop_columns([column])
+    offset = 0
+    for item in sorted(counts, key=lambda c: c["values"]):
+        out[item["values"].isoformat()] = rest.slice(offset, item["counts"])
+        offset += item["counts"]
+    return out
 
 
 def percentiles(hist: pa.Table, keys: Sequence[str],

@@ -164,12 +164,13 @@ class _Branch:
                 [list(a) for a in self.aggs]]
         return hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:16]
 
-    def partial_sql(self, key_sql: Mapping[str, str], source: str, cond: str) -> str:
+    def partial_sql(self, key_sql: Mapping[str, str], source: str, cond: str,
+                    *, by_day: bool) -> str:
         """Phase one over ``source`` rows matching ``cond``: scalar rows (``_part`` 0), then
         histogram rows (``_part`` j for the j-th percentile aggregate)."""
         keys = ", ".join(f"{key_sql[k]} AS {_q(k)}" for k in self.keys)
-        rows = f"SELECT {keys}, * FROM ({source}) {cond}"
-        group = ", ".join(_q(k) for k in self.keys)
+        rows = f"SELECT {keys}{', date AS _day' if by_day else ''}, * FROM ({source}) {cond}"
+        group = ", ".join(_q(k) for k in (["_day"] if by_day else []) + list(self.keys))
         scalars = self.scalars()
         where = f"({self.where})" if self.where else "true"
         parts = [
@@ -238,7 +239,7 @@ class _Branch:
 def _cached(con: duckdb.DuckDBPyConnection, plan: rollup.Plan, branch: _Branch,
             key_sql: Mapping[str, str]) -> tuple[list[Path], list[pa.Table]]:
     """The branch's partials of every packable day: cache entries to read (paths), and the
-    partials of days that had none, computed (a statement per day) and cached. Whole weeks are read
+    partials of days that had none, computed in one statement and cached. Whole weeks are read
     from their merged week entry, made from the day entries when missing."""
     if not plan.packable or plan.store is None:
         return [], []
@@ -260,17 +261,22 @@ def _cached(con: duckdb.DuckDBPyConnection, plan: rollup.Plan, branch: _Branch,
     on_disk = {d.date for d in needed if present(day_path[d.date])}
     missing = [d for d in needed if d.date not in on_disk]
     in_memory: dict[str, pa.Table] = {}
-    for day in missing:  # a statement per day: its rows come out already apart
-        source = rollup.source_sql(day.parts, with_journal=False)
-        table = rollup.normalise(run_arrow(con, branch.partial_sql(key_sql, source, "")))
-        written = rollups.write_entry(day_path[day.date], table)
-        if written:
-            on_disk.add(day.date)
-        if warm is not None:
-            warm.entries += int(written)
-            warm.days.add(day.date)
-            warm.files.update(str(f) for p in day.parts for f in p.files)
-        in_memory[day.date] = table
+    if missing:
+        source = rollup.source_sql([p for d in missing for p in d.parts], with_journal=False)
+        fresh = rollup.normalise(run_arrow(con, branch.partial_sql(
+            key_sql, source, "", by_day=True) + "\nORDER BY _day"))
+        per_day = rollup.split_days(fresh)
+        empty = fresh.drop_columns(["_day"]).slice(0, 0)
+        for day in missing:
+            table = per_day.get(day.date, empty)
+            written = rollups.write_entry(day_path[day.date], table)
+            if written:
+                on_disk.add(day.date)
+            if warm is not None:
+                warm.entries += int(written)
+                warm.days.add(day.date)
+                warm.files.update(str(f) for p in day.parts for f in p.files)
+            in_memory[day.date] = table
     read = [week_path[w.name] for w in plan.weeks if w.name in ready]
     tables: list[pa.Table] = []
     for week in plan.weeks:
@@ -315,7 +321,7 @@ def _final(con: duckdb.DuckDBPyConnection, scope: Scope, plan: rollup.Plan,
     try:
         for i, (branch, (paths, tables)) in enumerate(zip(branches, packed, strict=True)):
             fresh = rollup.normalise(run_arrow(con, branch.partial_sql(
-                key_sql, live, where), params * (1 + len(branch.hists()))))
+                key_sql, live, where, by_day=False), params * (1 + len(branch.hists()))))
             name = f"_rollup_{secrets.token_hex(4)}_{i}"
             con.register(name, _concat([*tables, fresh]))
             registered.append(name)
