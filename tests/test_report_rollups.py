@@ -301,3 +301,31 @@ def test_whole_weeks_are_read_from_one_merged_entry(filled: Path, monkeypatch: p
     victim.with_name("replaced-" + victim.name).write_bytes(data)
     assert rollups.prune(filled) == len(weeks) and not _entries(filled)
     _same(_report(filled, "latency", "user"), _uncached(filled, "latency", "user", monkeypatch))
+
+
+def test_consecutive_weeks_are_read_from_one_span_entry(store: Path,
+                                                        monkeypatch: pytest.MonkeyPatch):
+    """Two whole ISO weeks (Mon 2 – Sun 15 Nov) merge into one span entry: every report agrees
+    with the uncached one, a warm run reads the span alone, prune keeps it while its days are
+    unchanged and drops it when one of them changes."""
+    for seq in range(1, 3):
+        write_records(store, _records(400, seed=seq, days=14), seq=seq, flush=True)
+    for kind in REPORT_KINDS:
+        for by in ("user", "model", "hour"):
+            _same(_report(store, kind, by), _uncached(store, kind, by, monkeypatch))
+    spans = [p for p in _entries(store) if p.name.startswith("s2026-45_2026-46-")]
+    assert spans and len(spans) == len({p.parent for p in _entries(store)})
+    for p in _entries(store):
+        if not p.name.startswith("s"):
+            p.unlink()  # weeks and days: a warm run must not need them
+    for kind in REPORT_KINDS:
+        _same(_report(store, kind, "user"), _uncached(store, kind, "user", monkeypatch))
+    assert set(_entries(store)) == set(spans)
+    assert rollups.prune(store) == 0
+    victim = next(f for p in views.scan_partitions(store) if p.partition.date == "2026-11-10"
+                  for f in p.files)
+    data = victim.read_bytes()
+    victim.chmod(0o600)
+    victim.unlink()
+    victim.with_name("replaced-" + victim.name).write_bytes(data)
+    assert rollups.prune(store) == len(spans) and not _entries(store)

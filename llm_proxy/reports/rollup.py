@@ -40,7 +40,7 @@ from llm_proxy.store.layout import FLOWS_DIR
 from llm_proxy.store.tiers import ARCHIVE_DIR, Partition, day_start
 from llm_proxy.store.views import PartitionFiles, flows_sql, is_store
 
-__all__ = ["HIST_K", "Day", "Plan", "Week", "bucket_sql", "normalise", "percentiles", "plan",
+__all__ = ["HIST_K", "Day", "Plan", "Span", "Week", "bucket_sql", "normalise", "percentiles", "plan",
            "split_days"]
 
 HIST_K = 100
@@ -66,11 +66,21 @@ class Week:
 
 
 @dataclass(slots=True)
+class Span:
+    """Consecutive whole weeks, read as one merged entry (see ``rollups.span_name``)."""
+
+    name: str
+    weeks: list[Week]
+    digest: str
+
+
+@dataclass(slots=True)
 class Plan:
     store: Path | None
     packable: list[Day]
     live: list[PartitionFiles]
     weeks: list[Week] = field(default_factory=list)
+    spans: list[Span] = field(default_factory=list)
 
 
 def bucket_sql(value: str) -> str:
@@ -140,7 +150,22 @@ def plan(con: duckdb.DuckDBPyConnection, since: datetime | None, until: datetime
         else:
             live.extend(day.parts)
     packable.sort(key=lambda d: d.date)
-    return Plan(store, packable, live, _weeks(days, packable))
+    weeks = _weeks(days, packable)
+    return Plan(store, packable, live, weeks, _spans(weeks))
+
+
+def _spans(weeks: list[Week]) -> list[Span]:
+    """Runs of two or more consecutive whole weeks."""
+    runs: list[list[Week]] = []
+    for week in weeks:
+        if runs and rollups.span_weeks(rollups.span_name(runs[-1][-1].name, week.name)) == [
+                runs[-1][-1].name, week.name]:
+            runs[-1].append(week)
+        else:
+            runs.append([week])
+    return [Span(rollups.span_name(run[0].name, run[-1].name), run,
+                 rollups.week_digest({w.name: w.digest for w in run}))
+            for run in runs if len(run) >= 2]
 
 
 def _weeks(days: dict[str, Day], packable: list[Day]) -> list[Week]:

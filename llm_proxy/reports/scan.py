@@ -239,8 +239,12 @@ class _Branch:
 def _cached(con: duckdb.DuckDBPyConnection, plan: rollup.Plan, branch: _Branch,
             key_sql: Mapping[str, str]) -> tuple[list[Path], list[pa.Table]]:
     """The branch's partials of every packable day: cache entries to read (paths), and the
-    partials of days that had none, computed in one statement and cached. Whole weeks are read
-    from their merged week entry, made from the day entries when missing."""
+    partials of days that had none, computed in one statement and cached.
+
+    Three levels, the coarsest present wins: a span (consecutive whole weeks), a week, a day.
+    What is missing is built from the level below (days from the rows, weeks from days, spans
+    from weeks) and cached for the next report.
+    """
     if not plan.packable or plan.store is None:
         return [], []
     store = plan.store
@@ -253,9 +257,20 @@ def _cached(con: duckdb.DuckDBPyConnection, plan: rollup.Plan, branch: _Branch,
             return path.exists()
         return rollups.entry_columns(path) == expected
 
+    def merge(path: Path, parts: list[Path]) -> pa.Table:
+        merged = rollup.normalise(run_arrow(con, branch.merge_sql(parts)))
+        written = rollups.write_entry(path, merged)
+        if warm is not None:
+            warm.entries += int(written)
+        return merged
+
+    span_path = {s.name: rollups.entry_path(store, sig, s.name, s.digest) for s in plan.spans}
+    spans_ready = {s.name for s in plan.spans if present(span_path[s.name])}
+    in_spans = {w.name for s in plan.spans if s.name in spans_ready for w in s.weeks}
+    weeks = [w for w in plan.weeks if w.name not in in_spans]
     week_path = {w.name: rollups.entry_path(store, sig, w.name, w.digest) for w in plan.weeks}
-    ready = {w.name for w in plan.weeks if present(week_path[w.name])}
-    covered = {d.date for w in plan.weeks if w.name in ready for d in w.days}
+    weeks_ready = {w.name for w in weeks if present(week_path[w.name])}
+    covered = {d.date for w in plan.weeks if w.name in in_spans | weeks_ready for d in w.days}
     needed = [d for d in plan.packable if d.date not in covered]
     day_path = {d.date: rollups.entry_path(store, sig, d.date, d.members or "") for d in needed}
     on_disk = {d.date for d in needed if present(day_path[d.date])}
@@ -277,18 +292,28 @@ def _cached(con: duckdb.DuckDBPyConnection, plan: rollup.Plan, branch: _Branch,
                 warm.days.add(day.date)
                 warm.files.update(str(f) for p in day.parts for f in p.files)
             in_memory[day.date] = table
-    read = [week_path[w.name] for w in plan.weeks if w.name in ready]
+    week_table: dict[str, pa.Table] = {}
+    for week in weeks:  # missing weeks, from their days' entries (an unwritable cache: none)
+        if week.name not in weeks_ready and all(d.date in on_disk for d in week.days):
+            week_table[week.name] = merge(week_path[week.name],
+                                          [day_path[d.date] for d in week.days])
+            if week_path[week.name].exists():
+                weeks_ready.add(week.name)
+            covered.update(d.date for d in week.days)
+    read = [span_path[s] for s in sorted(spans_ready)]
     tables: list[pa.Table] = []
-    for week in plan.weeks:
-        if week.name in ready or not all(d.date in on_disk for d in week.days):
-            continue  # read already, or an unwritable cache: its days as they are
-        merged = rollup.normalise(run_arrow(con, branch.merge_sql(
-            [day_path[d.date] for d in week.days])))
-        written = rollups.write_entry(week_path[week.name], merged)
-        if warm is not None:
-            warm.entries += int(written)
-        tables.append(merged)
-        covered.update(d.date for d in week.days)
+    for span in plan.spans:  # missing spans, from their weeks' entries
+        if span.name in spans_ready or not all(w.name in weeks_ready for w in span.weeks):
+            continue
+        tables.append(merge(span_path[span.name], [week_path[w.name] for w in span.weeks]))
+        in_spans.update(w.name for w in span.weeks)
+    for week in weeks:
+        if week.name in in_spans:
+            continue
+        if week.name in week_table:
+            tables.append(week_table[week.name])
+        elif week.name in weeks_ready:
+            read.append(week_path[week.name])
     for day in needed:
         if day.date in covered:
             continue

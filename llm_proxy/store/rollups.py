@@ -12,7 +12,8 @@ where ``signature`` hashes the SQL that computed it (``llm_proxy.reports.scan``)
 tiers. The day entries of an ISO week are also merged into one **week entry**,
 ``w<YYYY>-<WW>-<digest>.parquet``, whose digest covers the members of each of its days: a report
 over a month reads four week entries and a few days instead of thirty days of partials (per-user
-histograms shrink the most: the same buckets recur from day to day). Any change to a day's files changes ``members``, so a stale entry is never *read*; it is
+histograms shrink the most: the same buckets recur from day to day). Consecutive whole weeks are
+merged once more into a **span entry**, ``s<first week>_<last week>-<digest>.parquet``. Any change to a day's files changes ``members``, so a stale entry is never *read*; it is
 deleted by the next write for that day or by ``prune`` (called by erase, retention, compaction
 and reprice, so erased user ids and messages leave the cache with the files they came from).
 
@@ -32,7 +33,7 @@ import shutil
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -41,7 +42,8 @@ import pyarrow.parquet as pq
 from llm_proxy.store.layout import FILE_MODE, make_dirs
 
 __all__ = ["CACHE_DIR", "cache_root", "clear", "day_members", "entry_columns", "entry_path",
-           "prune", "week_dates", "week_digest", "week_of", "write_entry"]
+           "prune", "span_name", "span_weeks", "week_dates", "week_digest", "week_of",
+           "write_entry"]
 
 CACHE_DIR = ".cache/rollups"
 _TEMP_MAX_AGE = 3600.0  # seconds: a temp file this old belongs to a process that died
@@ -77,9 +79,27 @@ def week_dates(week: str) -> list[str]:
 
 
 def week_digest(members: Mapping[str, str]) -> str:
-    """Digest of a week entry: every one of its days with that day's members."""
+    """Digest of a week entry: every one of its days with that day's members (and of a span
+    entry: every one of its weeks with that week's digest)."""
     text = "\n".join(f"{day}:{m}" for day, m in sorted(members.items()))
     return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def span_name(first_week: str, last_week: str) -> str:
+    """``s2026-44_2026-47``: consecutive whole weeks merged into one entry."""
+    return f"s{first_week[1:]}_{last_week[1:]}"
+
+
+def span_weeks(span: str) -> list[str]:
+    """The weeks of a span named by ``span_name``, first to last (at most ~10 years)."""
+    first, _, last = span[1:].partition("_")
+    day = date.fromisoformat(week_dates("w" + first)[0])
+    end = date.fromisoformat(week_dates("w" + last)[0])
+    weeks = []
+    while day <= end and len(weeks) < 520:
+        weeks.append(week_of(day.isoformat()))
+        day += timedelta(days=7)
+    return weeks
 
 
 def entry_path(store: Path, signature: str, day: str, members: str) -> Path:
@@ -165,6 +185,8 @@ def prune(store: Path) -> int:
                 stale = now - entry.stat().st_mtime > _TEMP_MAX_AGE
             elif name.startswith("w"):
                 stale = _stale_week(name, current)
+            elif name.startswith("s"):
+                stale = _stale_span(name, current)
             else:
                 day = name[:10]
                 stale = current.get(day) != name[11:].removesuffix(".parquet")
@@ -185,6 +207,22 @@ def _stale_week(name: str, current: Mapping[str, str]) -> bool:
     except ValueError:
         return True
     return not members or week_digest(members) != digest
+
+
+def _week_now(week: str, current: Mapping[str, str]) -> str | None:
+    members = {d: current[d] for d in week_dates(week) if d in current}
+    return week_digest(members) if members else None
+
+
+def _stale_span(name: str, current: Mapping[str, str]) -> bool:
+    span, _, digest = name.removesuffix(".parquet").rpartition("-")
+    try:
+        weeks = {w: _week_now(w, current) for w in span_weeks(span)}
+    except ValueError:
+        return True
+    if not weeks or None in weeks.values():
+        return True
+    return week_digest(weeks) != digest  # type: ignore[arg-type]
 
 
 def clear(store: Path) -> None:
