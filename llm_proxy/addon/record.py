@@ -146,7 +146,7 @@ def _storable(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-# Every request is sent ahead (see ``prefetch``); what waits for its response is bounded in
+# Large requests are sent ahead (see ``prefetch``); what waits for its response is bounded in
 # count and in raw bytes, the oldest going first (flows that never complete, or a burst of
 # long streams): an evicted part is simply computed again when its response arrives.
 _PREFETCH_LIMIT = 4096

@@ -331,9 +331,8 @@ class Redactor:
                         new_key = self._text(key, scanner, counts)
                         if new_key is key and len(plain) < _PLAIN_KEYS_MAX:
                             plain.add((id(scanner), key))
-                    if new_key in out:  # two keys redacted alike must not overwrite each other
-                        while new_key in out:
-                            new_key = f"{new_key}#"
+                    while new_key in out:  # two keys redacted alike must not overwrite
+                        new_key = f"{new_key}#"
                     icls = item.__class__
                     if icls is str:
                         out[new_key] = self._pair(key, item, scanner, counts)
@@ -344,12 +343,9 @@ class Redactor:
                 else:
                     out[key] = self._walk(item, scanner, counts)
             return out
-        if isinstance(value, (str, list, dict)):  # subclasses: the general path
-            if isinstance(value, str):
-                return self._string(str(value), scanner, counts)
-            if isinstance(value, list):
-                return self._walk(list(value), scanner, counts)
-            return self._walk(dict(value), scanner, counts)
+        for base in (str, list, dict):  # a subclass: walked as its base type
+            if isinstance(value, base):
+                return self._walk(base(value), scanner, counts)
         return value
 
     def _query(self, query: str, scanner: Scanner, counts: dict[str, int]) -> str:

@@ -257,12 +257,12 @@ def _cached(con: duckdb.DuckDBPyConnection, plan: rollup.Plan, branch: _Branch,
             return path.exists()
         return rollups.entry_columns(path) == expected
 
-    def merge(path: Path, parts: list[Path]) -> pa.Table:
+    def merge(path: Path, parts: list[Path]) -> tuple[pa.Table, bool]:
         merged = rollup.normalise(run_arrow(con, branch.merge_sql(parts)))
         written = rollups.write_entry(path, merged)
         if warm is not None:
             warm.entries += int(written)
-        return merged
+        return merged, written
 
     span_path = {s.name: rollups.entry_path(store, sig, s.name, s.digest) for s in plan.spans}
     spans_ready = {s.name for s in plan.spans if present(span_path[s.name])}
@@ -295,9 +295,9 @@ def _cached(con: duckdb.DuckDBPyConnection, plan: rollup.Plan, branch: _Branch,
     week_table: dict[str, pa.Table] = {}
     for week in weeks:  # missing weeks, from their days' entries (an unwritable cache: none)
         if week.name not in weeks_ready and all(d.date in on_disk for d in week.days):
-            week_table[week.name] = merge(week_path[week.name],
-                                          [day_path[d.date] for d in week.days])
-            if week_path[week.name].exists():
+            week_table[week.name], written = merge(week_path[week.name],
+                                                   [day_path[d.date] for d in week.days])
+            if written:
                 weeks_ready.add(week.name)
             covered.update(d.date for d in week.days)
     read = [span_path[s] for s in sorted(spans_ready)]
@@ -305,7 +305,7 @@ def _cached(con: duckdb.DuckDBPyConnection, plan: rollup.Plan, branch: _Branch,
     for span in plan.spans:  # missing spans, from their weeks' entries
         if span.name in spans_ready or not all(w.name in weeks_ready for w in span.weeks):
             continue
-        tables.append(merge(span_path[span.name], [week_path[w.name] for w in span.weeks]))
+        tables.append(merge(span_path[span.name], [week_path[w.name] for w in span.weeks])[0])
         in_spans.update(w.name for w in span.weeks)
     for week in weeks:
         if week.name in in_spans:
