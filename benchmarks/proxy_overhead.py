@@ -8,12 +8,18 @@ Loads (HTTPS through the proxy to the bundled mock server, keep-alive connection
 Prints requests/s, p50/p99 latency, the proxy's CPU ms per request (mitmdump process; with the
 addon also its capture worker) and the ratios addon/bare, all measured in this one run.
 
+Every proxy of a load runs at once and one load generator loads them in turns of ``--slice``
+seconds (ABBA order), counting each proxy's CPU during its own turns only. This VM's speed
+drifts by 5-15 % within a minute; proxies measured one after the other (as this script did
+before) carried that drift into their ratios, turns a second long cancel it.
+
 Two baselines for the streaming loads: bare mitmdump buffers an SSE response and delivers it
 whole at the end (the client's first token arrives with the last), while the addon relays it
 chunk by chunk; ``bare-stream`` is bare mitmdump told to stream every body
 (``stream_large_bodies=1``), the same relay behaviour without the addon — the fair comparison.
 
-Usage: python benchmarks/proxy_overhead.py [--duration 10] [--rounds 2] [--memory-flows 100000]
+Usage: python benchmarks/proxy_overhead.py [--duration 20] [--slice 1] [--received] [--floors]
+           [--loads chat-moderate,...] [--memory-flows 100000]
 """
 
 from __future__ import annotations
@@ -75,29 +81,65 @@ def run_load(proxy: ProxyProcess, target: str, ca: str, mode: str, conc: int, ra
     return json.loads(out.stdout)
 
 
-def measure(tag: str, load: str, args, mock_port: int, mock_ca: str, tmp: Path) -> dict:
-    mode, conc, rate = LOADS[load]
-    extra = ["--set", "stream_large_bodies=1"] if tag == "bare-stream" else []
-    config = tmp / "audit.toml"
-    config.write_text(f'ack = "{args.ack}"\n')
+def start_proxy(tag: str, load: str, args, mock_ca: str, tmp: Path) -> ProxyProcess:
+    """``bare``, ``bare-stream``, ``addon`` (config ack = --ack), ``addon-received``, or a
+    floor (``floor-hooks``, ``floor-defer``: see floor_addons.py)."""
+    extra: list[str] = []
+    if tag == "bare-stream":
+        extra = ["--set", "stream_large_bodies=1"]
+    elif tag.startswith("floor-"):
+        extra = ["-s", str(ROOT / "benchmarks" / "floor_addons.py"), "--set", f"floor={tag[6:]}"]
+    config = None
+    if tag.startswith("addon"):
+        config = tmp / f"audit-{tag}.toml"
+        config.write_text(f'ack = "{"received" if tag == "addon-received" else args.ack}"\n')
     proxy = ProxyProcess(store=tmp / f"store-{tag}-{load}", confdir=tmp / "mitm",
-                         upstream_ca=Path(mock_ca), bare=tag != "addon", extra_args=extra,
-                         config=config if tag == "addon" else None)
+                         upstream_ca=Path(mock_ca), bare=not tag.startswith("addon"),
+                         extra_args=extra, config=config)
     proxy.start()
+    # proxies of one run share a confdir, so the CA bundle that start() waits for may be an
+    # earlier proxy's: wait for this one's capture worker too, whose CPU is counted
+    deadline = time.monotonic() + 30
+    while tag.startswith("addon") and not children(proxy.proc.pid):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{tag}: no capture worker after 30 s: {proxy.log_tail()}")
+        time.sleep(0.05)
+    return proxy
+
+
+def measure(tags: list[str], load: str, args, mock_port: int, mock_ca: str, tmp: Path) -> dict:
+    """All proxies up at once, loaded in alternating turns by one load generator."""
+    mode, conc, rate = LOADS[load]
+    proxies: list[ProxyProcess] = []
     try:
-        ca = str(proxy.mitm_ca)
-        target = f"127.0.0.1:{mock_port}"
-        run_load(proxy, target, ca, mode, conc, rate, 2.0)  # warm-up: TLS, caches, worker
-        pids = [proxy.proc.pid] + children(proxy.proc.pid)
-        before = {p: cpu_seconds(p) for p in pids}
-        result = run_load(proxy, target, ca, mode, conc, rate, args.duration)
-        after = {p: cpu_seconds(p) for p in pids}
+        for tag in tags:
+            proxies.append(start_proxy(tag, load, args, mock_ca, tmp))
+        pids = [[p.proc.pid, *children(p.proc.pid)] for p in proxies]
+        cmd = [sys.executable, str(ROOT / "benchmarks" / "loadgen.py"),
+               "--proxy", ",".join(f"127.0.0.1:{p.port}" for p in proxies),
+               "--pids", ",".join("+".join(map(str, group)) for group in pids),
+               "--target", f"127.0.0.1:{mock_port}", "--ca", str(proxies[0].mitm_ca),
+               "--mode", mode, "--concurrency", str(conc), "--rate", str(rate),
+               "--duration", str(args.duration), "--slice", str(args.slice)]
+        timeout = len(tags) * (args.duration + 5) + 120
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=timeout)
     finally:
-        proxy.stop()
-    n = max(result["requests"], 1)
-    result["cpu_ms_per_req"] = (after[pids[0]] - before[pids[0]]) * 1000 / n
-    result["worker_cpu_ms_per_req"] = sum(after[p] - before[p] for p in pids[1:]) * 1000 / n
-    return result
+        for p in proxies:
+            p.stop()
+    results = {}
+    for tag, r in zip(tags, json.loads(out.stdout), strict=True):
+        cpu = r.pop("cpu_ms_per_req")
+        r["cpu_ms_per_req"] = cpu[0]
+        r["worker_cpu_ms_per_req"] = sum(cpu[1:])
+        results[tag] = r
+    return results
+
+
+def turn_ratio(a: dict, b: dict) -> float:
+    """Median over turns of a's requests/s over b's in the same cycle (turns alternate)."""
+    ratios = [(x["requests"] / x["seconds"]) / (y["requests"] / y["seconds"])
+              for x, y in zip(a["slices"], b["slices"], strict=True) if y["requests"]]
+    return median(ratios) if ratios else float("nan")
 
 
 def memory_run(flows: int, mock_port: int, mock_ca: str, tmp: Path) -> list[tuple[int, float, float]]:
@@ -123,15 +165,22 @@ def memory_run(flows: int, mock_port: int, mock_ca: str, tmp: Path) -> list[tupl
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
-    p.add_argument("--rounds", type=int, default=3, help="alternating bare/addon rounds per load")
+    p.add_argument("--duration", type=float, default=20.0,
+                   help="seconds of load per proxy and load, in turns of --slice seconds")
+    p.add_argument("--slice", type=float, default=1.0, help="seconds per turn")
     p.add_argument("--loads", default=",".join(LOADS), help="comma-separated subset of loads")
     p.add_argument("--memory-flows", type=int, default=0, help="also sample RSS over N flows")
     p.add_argument("--ack", choices=["journaled", "received"], default="journaled",
-                   help="the addon's config `ack`: relay once journaled (default) or received")
+                   help="config `ack` of the `addon` proxy (default journaled)")
+    p.add_argument("--received", action="store_true",
+                   help="also measure an addon proxy with ack = received")
+    p.add_argument("--floors", action="store_true",
+                   help="also measure the reference addons of floor_addons.py (hooks, defer)")
     p.add_argument("--upstream-latency-ms", type=float, default=0.0,
                    help="the mock's delay before each answer (a real LLM API takes 100s of ms; "
                         "with some, the capture's request work overlaps it)")
+    p.add_argument("--json", default="", help="append every measurement, turn by turn, to "
+                   "this file (JSON lines)")
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="llm-audit-bench-"))
     mock_port = free_port()
@@ -148,35 +197,42 @@ def main() -> None:
         except OSError:
             time.sleep(0.1)
     try:
-        print(f"{'load':<16} {'proxy':<11} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        print(f"{'load':<16} {'proxy':<15} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
               f"{'ttfb p50':>8} {'cpu ms/req':>10} {'worker ms/req':>13}")
         summary = []
         for load in args.loads.split(","):
-            tags = ["bare", "bare-stream", "addon"] if LOADS[load][0] == "stream" else ["bare", "addon"]
-            rounds: list[dict[str, dict]] = []
-            for _ in range(args.rounds):
-                measured = {}
-                for tag in tags:
-                    r = measure(tag, load, args, mock_port, str(mock_ca), tmp)
-                    measured[tag] = r
-                    print(f"{load:<16} {tag:<11} {r['rps']:>8.1f} {r['p50_ms']:>8.2f} "
-                          f"{r['p99_ms']:>8.2f} {r['ttfb_p50_ms']:>8.2f} {r['cpu_ms_per_req']:>10.3f} "
-                          f"{r['worker_cpu_ms_per_req']:>13.3f}", flush=True)
-                rounds.append(measured)
-            # Paired: each round's addon run against the baseline run just before it, so that
-            # drift of the shared machine between rounds cancels out; the median of the pairs.
-            for base in tags[:-1]:
-                pairs = [(m["addon"], m[base]) for m in rounds]
-                summary.append((load, base,
-                                median(a["rps"] / b["rps"] for a, b in pairs),
-                                median(a["p50_ms"] - b["p50_ms"] for a, b in pairs),
-                                median(a["cpu_ms_per_req"] - b["cpu_ms_per_req"] for a, b in pairs),
-                                median(a["worker_cpu_ms_per_req"] for a, _ in pairs)))
-        print("\nratios (addon vs baseline, same run, median of paired rounds):")
-        print(f"{'load':<16} {'baseline':<11} {'throughput':>10} {'p50 added ms':>13} "
-              f"{'proxy cpu added ms/req':>23} {'worker cpu ms/req':>18}")
-        for load, base, ratio, p50, cpu, worker in summary:
-            print(f"{load:<16} {base:<11} {ratio:>9.3f}x {p50:>13.3f} {cpu:>23.3f} {worker:>18.3f}")
+            stream = LOADS[load][0] == "stream"
+            tags = ["bare", *(["bare-stream"] if stream else []), "addon",
+                    *(["addon-received"] if args.received else []),
+                    *(["floor-hooks", "floor-defer"] if args.floors else [])]
+            measured = measure(tags, load, args, mock_port, str(mock_ca), tmp)
+            if args.json:
+                with open(args.json, "a") as fh:
+                    fh.write(json.dumps({"load": load, "results": measured}) + "\n")
+            for tag, r in measured.items():
+                print(f"{load:<16} {tag:<15} {r['rps']:>8.1f} {r['p50_ms']:>8.2f} "
+                      f"{r['p99_ms']:>8.2f} {r['ttfb_p50_ms']:>8.2f} {r['cpu_ms_per_req']:>10.3f} "
+                      f"{r['worker_cpu_ms_per_req']:>13.3f}", flush=True)
+            base = measured["bare-stream" if stream else "bare"]
+            for tag, r in measured.items():
+                if tag.startswith("bare"):
+                    continue
+                summary.append((load, tag, "bare-stream" if stream else "bare",
+                                turn_ratio(r, base), r["p50_ms"] - base["p50_ms"],
+                                r["cpu_ms_per_req"] - base["cpu_ms_per_req"],
+                                r["worker_cpu_ms_per_req"]))
+            if stream:  # bare mitmdump buffers the stream: faster, but no first token early
+                summary.append((load, "addon", "bare (buffers)",
+                                turn_ratio(measured["addon"], measured["bare"]),
+                                float("nan"), float("nan"), float("nan")))
+        print("\nratios against the baseline, same run, turns alternating "
+              f"({args.slice:g} s each, {args.duration:g} s per proxy; throughput: median of "
+              "the per-cycle ratios):")
+        print(f"{'load':<16} {'proxy':<15} {'baseline':<15} {'throughput':>10} "
+              f"{'p50 added ms':>13} {'proxy cpu added ms/req':>23} {'worker cpu ms/req':>18}")
+        for load, tag, base, ratio, p50, cpu, worker in summary:
+            print(f"{load:<16} {tag:<15} {base:<15} {ratio:>9.3f}x {p50:>13.3f} {cpu:>23.3f} "
+                  f"{worker:>18.3f}")
         if args.memory_flows:
             print(f"\nmemory over {args.memory_flows} flows (RSS):")
             memory_run(args.memory_flows, mock_port, str(mock_ca), tmp)

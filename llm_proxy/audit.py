@@ -25,8 +25,8 @@ __all__ = ["AuditConfig", "LogExporter", "load_config", "EXPORTER_KINDS", "FSYNC
 EXPORTER_KINDS = ("elasticsearch", "s3", "webhook")
 FSYNC_POLICIES = ("always", "interval", "never")
 # journaled: a response is relayed once its record is in the journal (survives kill -9 of the
-# proxy and of its capture worker); received: once the worker holds the capture in memory
-# (survives kill -9 of the proxy, not of the worker; about a millisecond less latency)
+# proxy and of its capture worker); received: as soon as the capture is in the worker's socket
+# (survives kill -9 of the proxy, not of the worker; no wait for the worker at all)
 ACK_POLICIES = ("journaled", "received")
 
 _EXPORTER_REQUIRED = {"elasticsearch": "endpoint", "s3": "bucket", "webhook": "endpoint"}

@@ -133,3 +133,64 @@ def test_ulid_is_time_sortable_and_deterministic():
 ])
 def test_transport_errors_are_classified(message, kind):
     assert classify_transport_error(message) == kind
+
+
+def test_worker_acknowledges_a_burst_in_groups(tmp_path, monkeypatch):
+    """A burst of captures arriving together is journaled and acknowledged as it is built,
+    not all at the end: the first response of the burst need not wait for the last record."""
+    import socket
+    import struct
+    import threading
+    import time
+
+    from llm_proxy.addon import worker as worker_mod
+    from llm_proxy.audit import AuditConfig
+    from llm_proxy.store.journal import list_segments, read_segment
+
+    slow = 0.004  # > ACK_GROUP_S: every record closes a group
+    real_build = worker_mod.RecordBuilder.build
+
+    def slow_build(self, cap):
+        time.sleep(slow)
+        return real_build(self, cap)
+
+    monkeypatch.setattr(worker_mod.RecordBuilder, "build", slow_build)
+    proxy_end, worker_end = socket.socketpair()
+    store = tmp_path / "store"
+
+    def serve() -> None:
+        worker_mod.serve(worker_end, AuditConfig(flush_seconds=60), store, "unit")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    n = 10
+    frames = [worker_mod.encode_frame({
+        "seq": i, "fid": f"f{i}", "t0": 1_700_000_000.0 + i, "t2": 1_700_000_000.5 + i,
+        "method": "POST", "host": "api.openai.com", "port": 443, "path": "/v1/chat/completions",
+        "rqh": ((b"content-type", b"application/json"),), "rqb": b'{"model":"gpt-4o-mini"}',
+        "rql": 23, "status": 200, "rsh": (), "rsb": b"{}", "rsl": 2}) for i in range(1, n + 1)]
+    # one burst, in which the proxy (resending after a restart) sent one capture twice
+    proxy_end.sendall(b"".join(frames[:4] + frames[3:]))
+    acks: list[int] = []
+    proxy_end.settimeout(10)
+    while not acks or acks[-1] < n:
+        data = proxy_end.recv(8 * 64)
+        acks += [v for (v,) in struct.iter_unpack("!Q", data)]
+        segments = list_segments(store / "journal")
+        journaled = sum(1 for _, _, seg in segments for _ in read_segment(seg))
+        assert journaled >= acks[-1], "acknowledged before it was journaled"
+    proxy_end.shutdown(socket.SHUT_WR)
+    thread.join(30)
+    assert acks[0] < n, f"the first acknowledgement came only after the whole burst: {acks}"
+    assert acks == sorted(acks) and acks[-1] == n
+    import pyarrow.parquet as pq  # EOF flushed everything: one record per capture
+    ids = [i for f in store.rglob("*.parquet") for i in pq.read_table(f, columns=["id"])["id"]]
+    assert len(ids) == len(set(ids)) == n
+
+
+def test_worker_keeps_arrow_memory_unless_told_otherwise():
+    from llm_proxy.addon.channel import worker_environment
+
+    env = worker_environment({"PATH": "/bin"})
+    assert env == {"PATH": "/bin", "MIMALLOC_PURGE_DELAY": "-1"}
+    assert worker_environment({"MIMALLOC_PURGE_DELAY": "10"})["MIMALLOC_PURGE_DELAY"] == "10"

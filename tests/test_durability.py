@@ -163,3 +163,38 @@ def test_exchange_in_flight_at_shutdown_is_recorded(mock, tmp_path: Path):
     assert outcome and outcome[0] != "answered"
     [r] = records(store, "user_id = 'inflight'")
     assert r["error_type"] == "proxy_shutdown" and r["request_model"] == "gpt-4o-mini"
+
+
+@pytest.mark.parametrize("ack", ["journaled", "received"])
+def test_what_a_response_waits_for(mock, tmp_path: Path, ack: str):
+    """With the capture worker stopped (SIGSTOP), ack = "received" still relays at once: the
+    capture sits in the worker's socket, which outlives the proxy. ack = "journaled" holds the
+    response until the record is in the journal. Either way the record is kept."""
+    import os
+    import signal
+
+    import openai
+
+    store = tmp_path / "store"
+    config = tmp_path / "audit.toml"
+    config.write_text(f'ack = "{ack}"\n')
+    with ProxyProcess(store=store, confdir=tmp_path / "mitm", upstream_ca=Path(mock.ca_cert_path),
+                      config=config) as proxy:
+        client = openai_client(mock.url, proxy.url, proxy.ca_bundle, max_retries=0, timeout=2.0,
+                               default_headers={"x-user-id": f"stopped-{ack}"})
+        client.chat.completions.create(model="gpt-4o-mini", messages=MSG)  # worker running
+        worker = int(Path(f"/proc/{proxy.proc.pid}/task/{proxy.proc.pid}/children")
+                     .read_text().split()[0])
+        os.kill(worker, signal.SIGSTOP)
+        try:
+            if ack == "received":
+                started = time.monotonic()
+                client.chat.completions.create(model="gpt-4o-mini", messages=MSG)
+                assert time.monotonic() - started < 1.5
+            else:
+                with pytest.raises(openai.APITimeoutError):
+                    client.chat.completions.create(model="gpt-4o-mini", messages=MSG)
+        finally:
+            os.kill(worker, signal.SIGCONT)
+    rows = records(store, f"user_id = 'stopped-{ack}'", columns="id")
+    assert len(rows) == 2

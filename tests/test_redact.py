@@ -21,6 +21,7 @@ from llm_proxy.redact import (
     Redactor,
     merge_counts,
 )
+from llm_proxy.redact.detectors import _LITERALS, lower_aligned, required_prefix
 from llm_proxy.redact.policy import PSEUDONYM_SECRET_ENV
 
 
@@ -383,3 +384,34 @@ def test_prompt_sized_text_is_fast(redactor: Redactor) -> None:
         redactor.redact_text(prompt)
     per_prompt = (time.process_time() - start) / 50
     assert per_prompt < 0.002  # 0.1 ms target; the benchmark measures it, this catches blowups
+
+
+def test_required_prefix_is_conservative() -> None:
+    assert required_prefix(r"sk-[A-Za-z0-9]{20,}") == "sk-"
+    assert required_prefix(r"pass(?:w(?:or)?d|phrase)") == "pass"
+    assert required_prefix("ab*c") == "a"  # b may be absent
+    assert required_prefix("ab?") == "a"
+    assert required_prefix("a{2}") == ""
+    assert required_prefix(r"\d+x") == ""
+    assert required_prefix("[ab]c") == ""
+
+
+def test_substring_gate_changes_no_finding() -> None:
+    """The needle test only skips regex calls that could not match: the findings over every
+    positive and negative sample of the test lists are those of the ungated regexes."""
+    scanner = Redactor(RedactionPolicy.from_config(AuditConfig()))._full
+    texts = [p[0] for p in POSITIVES] + NEGATIVES
+    texts += [f"x {t} y" for t in texts] + [t.upper() for t in texts]
+    gated = 0
+    for lit in _LITERALS:
+        assert lit.needle, lit.pattern.pattern  # every literal pattern has a fixed start
+        for text in texts:
+            haystack = lower_aligned(text) if lit.on_lower else text
+            matches = list(lit.pattern.finditer(haystack))
+            if lit.needle not in haystack:
+                gated += 1
+                assert not matches, (lit.pattern.pattern, text)
+            for m in matches:
+                assert m.group().startswith(lit.needle)
+    assert gated > len(texts)  # the gate does skip work
+    assert scanner.find("write to jane.doe@example.com")  # and detection still runs

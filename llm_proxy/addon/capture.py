@@ -1,10 +1,12 @@
 """The mitmproxy addon: a thin lifecycle shell that captures LLM exchanges.
 
 On the event loop it does as little as possible per flow: decide whether the host is an LLM API
-(cached), tee streamed responses, and hand the raw exchange to the capture worker process. The
-response is relayed only after the worker acknowledges its record (``response`` is async and
-awaits it): by default once the record is in the write-ahead journal (config ``ack``), which is
-what makes a relayed exchange survive ``kill -9``.
+(cached), tee streamed responses, and hand the raw exchange to the capture worker process. By
+default (config ``ack = "journaled"``) a response is relayed only once the worker has its record
+in the write-ahead journal (``response`` returns an awaitable for mitmproxy to wait on), which
+makes a relayed exchange survive ``kill -9`` of the proxy and of the worker. With
+``ack = "received"`` it is relayed as soon as the capture sits in the worker's socket, which
+survives ``kill -9`` of the proxy.
 
 Usage: mitmdump -s "$(python -c 'import llm_proxy.addon as a; print(a.SCRIPT)')" \
            --set audit_store=./audit
@@ -12,9 +14,10 @@ Usage: mitmdump -s "$(python -c 'import llm_proxy.addon as a; print(a.SCRIPT)')"
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +75,7 @@ class AuditAddon:
         self._extra_hosts: tuple[str, ...] = ()
         self._raw_cap = 4 * 1024 * 1024
         self._live: dict[str, http.HTTPFlow] = {}  # intercepted exchanges not yet recorded
+        self._ack_on_receipt = False
 
     # lifecycle ----------------------------------------------------------------------------------
     def load(self, loader: Any) -> None:
@@ -99,6 +103,7 @@ class AuditAddon:
                 "llm-audit: no store given: pass --set audit_store=PATH (or `store` in the config)")
         cfg.store = str(Path(store).expanduser().resolve())
         self.config = cfg
+        self._ack_on_receipt = cfg.ack == "received"
         self._extra_hosts = tuple(h.lower() for h in cfg.intercept)
         self._intercept_cache.clear()
         self._raw_cap = max(cfg.max_body_bytes * _RAW_CAP_FACTOR, 1024 * 1024)
@@ -162,12 +167,20 @@ class AuditAddon:
         if ctype.startswith(_STREAM_TYPES):
             response.stream = _Tee(self._raw_cap)
 
-    async def response(self, flow: http.HTTPFlow) -> None:
+    def response(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        """Hand the capture over; mitmproxy relays the response once this returns or, when
+        an awaitable is returned, once that finishes (the worker's acknowledgement)."""
         if self.client is None or not self.intercepted(flow.request.host):
-            return
-        fut = self.client.submit(self._capture(flow))
+            return None
+        capture = self._capture(flow)
         flow.metadata["llm_audit"] = True
         self._live.pop(flow.id, None)
+        if self._ack_on_receipt:
+            fut = self.client.hand_over(capture)
+            return None if fut is None else self._relay_when_acknowledged(flow, fut)
+        return self._relay_when_acknowledged(flow, self.client.submit(capture))
+
+    async def _relay_when_acknowledged(self, flow: http.HTTPFlow, fut: asyncio.Future[None]) -> None:
         try:
             await fut  # the channel's watchdog fails it after ACK_TIMEOUT_S
         except (TimeoutError, RuntimeError) as exc:

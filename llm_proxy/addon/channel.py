@@ -10,22 +10,36 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import pickle
 import socket
 import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Mapping
 from typing import Any
 
 from llm_proxy.addon.worker import ACK, FRAME_HEADER, encode_frame
 from llm_proxy.audit import AuditConfig
 
-__all__ = ["ACK_TIMEOUT_S", "WorkerClient"]
+__all__ = ["ACK_TIMEOUT_S", "WorkerClient", "worker_environment"]
 
 log = logging.getLogger("llm_proxy")
 
 ACK_TIMEOUT_S = 30.0
+
+
+def worker_environment(parent: Mapping[str, str]) -> dict[str, str]:
+    """The capture worker's environment: the proxy's, and Arrow's allocator (mimalloc) told
+    to keep the memory it freed. By default it hands freed pages back to the OS within
+    milliseconds, and each Parquet flush (every ``flush_seconds``) faults them in again, as
+    zeroed huge pages: the first flush took ~110 ms instead of ~50 ms, holding the GIL the
+    worker's acknowledgements need. The memory kept is one batch's worth (bounded by
+    ``flush_records``). A value the user set wins."""
+    env = dict(parent)
+    env.setdefault("MIMALLOC_PURGE_DELAY", "-1")
+    return env
 
 
 class WorkerClient(asyncio.Protocol):
@@ -35,8 +49,9 @@ class WorkerClient(asyncio.Protocol):
         self._setup = pickle.dumps({"config": config, "store": store, "instance": instance})
         self._transport: asyncio.Transport | None = None
         self._proc: subprocess.Popen[bytes] | None = None
-        # (seq, frame, future, loop time sent), oldest first: acknowledgements are cumulative
-        self._pending: deque[tuple[int, bytes, asyncio.Future[None], float]] = deque()
+        # (seq, frame, future or None when nobody waits, loop time sent), oldest first:
+        # acknowledgements are cumulative
+        self._pending: deque[tuple[int, bytes, asyncio.Future[None] | None, float]] = deque()
         self._seq = 0
         self._buf = bytearray()
         self._closing = False
@@ -53,7 +68,7 @@ class WorkerClient(asyncio.Protocol):
         for _seq, _frame, fut, sent_at in self._pending:
             if sent_at > cutoff:
                 break
-            if not fut.done():
+            if fut is not None and not fut.done():
                 fut.set_exception(TimeoutError("capture worker did not journal the record"))
         loop.call_later(1.0, self._watchdog)
 
@@ -61,15 +76,19 @@ class WorkerClient(asyncio.Protocol):
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "llm_proxy.addon.worker", str(child.fileno())],
-            pass_fds=(child.fileno(),),
+            pass_fds=(child.fileno(),), env=worker_environment(os.environ),
         )
         child.close()
         loop = asyncio.get_running_loop()
-        await loop.create_unix_connection(lambda: self, sock=parent)
-        assert self._transport is not None
-        self._transport.write(FRAME_HEADER.pack(len(self._setup)) + self._setup)
+        transport, _ = await loop.create_unix_connection(lambda: self, sock=parent)
+        # Nothing else may reach the new worker before its setup frame, and nothing twice:
+        # captures submitted while it was connecting are in _pending (resent below), so the
+        # frames queued meanwhile are dropped, and _send only uses the pipe from here on.
+        transport.write(FRAME_HEADER.pack(len(self._setup)) + self._setup)
         for _seq, frame, _fut, _at in self._pending:  # resend what a dead worker did not journal
-            self._transport.write(frame)
+            transport.write(frame)
+        self._outbox.clear()
+        self._transport = transport  # type: ignore[assignment]
         if not self._watching:
             self._watching = True
             loop.call_later(1.0, self._watchdog)
@@ -95,19 +114,46 @@ class WorkerClient(asyncio.Protocol):
         self._send(encode_frame(request_part))
 
     def submit(self, capture: dict[str, Any]) -> asyncio.Future[None]:
-        """Queue a capture; the future resolves once its record is journaled."""
-        self._seq += 1
-        capture["seq"] = self._seq
-        frame = encode_frame(capture)
+        """Queue a capture; the future resolves once the worker acknowledges it (with
+        ``ack = "journaled"``: once its record is in the journal)."""
+        frame = self._number(capture)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         self._pending.append((self._seq, frame, fut, loop.time()))
         self._send(frame)
         return fut
 
+    def hand_over(self, capture: dict[str, Any]) -> asyncio.Future[None] | None:
+        """Write a capture into the worker's socket now (``ack = "received"``).
+
+        ``None`` when the whole frame is in the kernel's buffer for the worker: the worker
+        reads it even if this process is killed the next instant, so the response may be
+        relayed without waiting — no event-loop round trip, which costs mitmproxy about as
+        much CPU as the capture itself. When the socket is full (the worker is behind), the
+        rest waits in the transport: a future as from ``submit``, resolved by the worker's
+        acknowledgement of receipt. Kept until acknowledged, and resent to a restarted worker.
+        """
+        frame = self._number(capture)
+        loop = asyncio.get_running_loop()
+        transport = self._transport
+        if transport is not None:
+            self._flush_outbox()  # frames queued earlier in this pass go first
+            transport.write(frame)
+            if not transport.get_write_buffer_size():
+                self._pending.append((self._seq, frame, None, loop.time()))
+                return None
+        fut: asyncio.Future[None] = loop.create_future()
+        self._pending.append((self._seq, frame, fut, loop.time()))
+        return fut
+
+    def _number(self, capture: dict[str, Any]) -> bytes:
+        self._seq += 1
+        capture["seq"] = self._seq
+        return encode_frame(capture)
+
     # asyncio.Protocol -------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]
+        pass  # start() takes the transport into use once the setup frame is written
 
     def data_received(self, data: bytes) -> None:
         self._buf += data
@@ -119,7 +165,7 @@ class WorkerClient(asyncio.Protocol):
         pending = self._pending
         while pending and pending[0][0] <= acked:
             fut = pending.popleft()[2]
-            if not fut.done():
+            if fut is not None and not fut.done():
                 fut.set_result(None)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -133,7 +179,7 @@ class WorkerClient(asyncio.Protocol):
             log.error("llm-audit: capture worker keeps dying; not restarting. Records pending: "
                       "%d. Check the store's disk and permissions.", len(self._pending))
             for _seq, _frame, fut, _at in self._pending:
-                if not fut.done():
+                if fut is not None and not fut.done():
                     fut.set_exception(RuntimeError("capture worker unavailable"))
             return
         log.error("llm-audit: capture worker exited (code %s); restarting and resending %d "

@@ -37,6 +37,11 @@ __all__ = ["ACK", "FRAME_HEADER", "encode_frame", "serve"]
 
 FRAME_HEADER = struct.Struct("!I")
 ACK = struct.Struct("!Q")
+# With ack = "journaled", a burst of captures is journaled and acknowledged in groups of about
+# this much build time: a group costs two syscalls, while acknowledging the whole burst at its
+# end held its first response back by the build time of all the others (~12 ms measured at
+# 64 concurrent requests).
+ACK_GROUP_S = 0.001
 
 
 def encode_frame(obj: Any) -> bytes:
@@ -99,6 +104,13 @@ def _ack(sock: socket.socket, seq: int) -> bool:
         return False
 
 
+def _journal_and_ack(sock: socket.socket, batch: _Batch, lines: list[bytes], seq: int) -> bool:
+    """Append ``lines`` to the journal, then acknowledge every capture up to ``seq``."""
+    if lines:
+        batch.segment.append(b"".join(lines), len(lines))
+    return seq < 0 or _ack(sock, seq)
+
+
 def _next_seq(last: int) -> int:
     return max(time.time_ns() // 1000, last + 1)
 
@@ -121,6 +133,9 @@ def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> 
     seq = _next_seq(0)
     batch = _Batch(journal_dir, instance, cfg, seq)
     buf = bytearray()
+    built_seq = -1  # captures arrive in sequence order
+    chunk = bytearray(1 << 20)
+    chunk_view = memoryview(chunk)
     eof = False
     ack_on_receipt = cfg.ack == "received"
 
@@ -138,10 +153,12 @@ def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> 
         timeout = max(0.0, deadline - time.monotonic())
         ready, _, _ = select.select([sock], [], [], timeout)
         if ready:
-            chunk = sock.recv(1 << 20)
-            if not chunk:
+            # into one reused buffer: ``recv(1 MiB)`` would map, shrink and unmap a fresh
+            # megabyte per call (three syscalls and page faults per wake-up)
+            got = sock.recv_into(chunk)
+            if not got:
                 eof = True
-            buf += chunk
+            buf += chunk_view[:got]
         caps, offset = _complete_frames(buf)
         if offset:
             del buf[:offset]
@@ -149,20 +166,33 @@ def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> 
         if ack_on_receipt and last_seq >= 0:
             eof = not _ack(sock, last_seq) or eof
         lines: list[bytes] = []
+        group_seq = acked = -1  # the last capture built; the last acknowledged
+        group_started = time.perf_counter()
         for cap in caps:
             if cap.get("kind") == "request":  # an early request part: work ahead, no ack
                 builder.prefetch(cap)
                 continue
+            cap_seq = cap.get("seq", -1)
+            if cap_seq <= built_seq:  # sent twice (the proxy resends what is unacknowledged)
+                continue
+            built_seq = group_seq = cap_seq
             record = builder.build(cap)
-            if already_journaled and record["id"] in already_journaled:
-                continue  # resent by the proxy after a worker crash; replay has it already
-            batch.records.append(record)
-            lines.append(encode_record(record))
-        if lines:
-            batch.segment.append(b"".join(lines), len(lines))
-        if not ack_on_receipt and last_seq >= 0:
+            if not (already_journaled and record["id"] in already_journaled):
+                # (else resent by the proxy after a worker crash; replay has it already)
+                batch.records.append(record)
+                lines.append(encode_record(record))
+            if not ack_on_receipt and time.perf_counter() - group_started >= ACK_GROUP_S:
+                # journal and acknowledge what is built so far: the first response of a burst
+                # must not wait for the last one's record
+                eof = not _journal_and_ack(sock, batch, lines, group_seq) or eof
+                lines, acked = [], group_seq
+                group_started = time.perf_counter()
+        if not ack_on_receipt:
             # the proxy may relay these responses now: their records are in the journal
-            eof = not _ack(sock, last_seq) or eof
+            eof = not _journal_and_ack(sock, batch, lines,
+                                       group_seq if group_seq > acked else -1) or eof
+        elif lines:
+            batch.segment.append(b"".join(lines), len(lines))
         if len(batch.records) >= cfg.flush_records or time.monotonic() >= deadline:
             rotate()
     rotate()

@@ -53,9 +53,31 @@ _TOKEN_CHARS = _ALNUM | frozenset("_-")
 _B64 = _ALNUM | frozenset("/+")
 
 
+_REGEX_META = frozenset("\\.^$*+?{}[]|()")
+
+
+def required_prefix(pattern: str) -> str:
+    """The fixed text every match of ``pattern`` starts with ("" when there is none).
+
+    Conservative: the leading run of plain characters, minus the last one when a quantifier
+    makes it optional (``ab*`` -> ``a``). Used as a substring test before running the regex.
+    """
+    end = 0
+    while end < len(pattern) and pattern[end] not in _REGEX_META:
+        end += 1
+    if end < len(pattern) and pattern[end] in "*?{":
+        end -= 1
+    return pattern[:max(end, 0)]
+
+
 @dataclass(frozen=True, slots=True)
 class _Literal:
-    """A standalone regex that starts with a fixed string, so ``re`` jumps between hits."""
+    """A standalone regex that starts with a fixed string, so ``re`` jumps between hits.
+
+    Most strings of a body (ids, short values, prose) hold none of the fixed strings: a
+    substring test of ``needle`` (C speed, ~50 ns) spares them the regex call (~0.5 µs each,
+    whatever the length), which on short strings was most of the scan.
+    """
 
     kinds: frozenset[str]
     pattern: re.Pattern[str]
@@ -63,6 +85,10 @@ class _Literal:
     on_lower: bool = False  # match against the lower-cased text (offsets are aligned)
     gate: frozenset[str] = frozenset()  # one of these characters must occur in the text
     min_length: int = 0  # shorter texts cannot hold a match (saves a pass on short strings)
+    needle: str = ""  # set from the pattern: fixed text every match starts with
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "needle", required_prefix(self.pattern.pattern))
 
 
 @dataclass(frozen=True, slots=True)
@@ -893,7 +919,10 @@ class Scanner:
         for lit in self._literals:
             if size < lit.min_length or (lit.gate and not lit.gate & present):
                 continue
-            for m in lit.pattern.finditer(low if lit.on_lower else text):
+            haystack = low if lit.on_lower else text
+            if lit.needle not in haystack:
+                continue
+            for m in lit.pattern.finditer(haystack):
                 found.extend(lit.handler(text, low, m))
         for regex, handlers in self._lanes:
             for m in regex.finditer(text):
