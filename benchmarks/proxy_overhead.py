@@ -175,7 +175,8 @@ def main() -> None:
     p.add_argument("--received", action="store_true",
                    help="also measure an addon proxy with ack = received")
     p.add_argument("--floors", action="store_true",
-                   help="also measure the reference addons of floor_addons.py (hooks, defer)")
+                   help="also measure the reference addons of floor_addons.py (hooks, defer) "
+                        "under the chat loads")
     p.add_argument("--upstream-latency-ms", type=float, default=0.0,
                    help="the mock's delay before each answer (a real LLM API takes 100s of ms; "
                         "with some, the capture's request work overlaps it)")
@@ -200,11 +201,11 @@ def main() -> None:
         print(f"{'load':<16} {'proxy':<15} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
               f"{'ttfb p50':>8} {'cpu ms/req':>10} {'worker ms/req':>13}")
         summary = []
-        for load in args.loads.split(","):
+        for load in filter(None, args.loads.split(",")):  # --loads "": the memory run only
             stream = LOADS[load][0] == "stream"
             tags = ["bare", *(["bare-stream"] if stream else []), "addon",
                     *(["addon-received"] if args.received else []),
-                    *(["floor-hooks", "floor-defer"] if args.floors else [])]
+                    *(["floor-hooks", "floor-defer"] if args.floors and not stream else [])]
             measured = measure(tags, load, args, mock_port, str(mock_ca), tmp)
             if args.json:
                 with open(args.json, "a") as fh:
