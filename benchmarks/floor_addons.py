@@ -18,6 +18,9 @@ _HOSTS = ("127.0.0.1", "localhost")
 
 
 class Floor:
+    """``intercepted`` and ``tls_clienthello`` copy the audit addon's on purpose: a floor must
+    cost what they cost, and must not load the audit addon's module (its worker, its config)."""
+
     def __init__(self) -> None:
         self._cache: dict[str, bool] = {}
 

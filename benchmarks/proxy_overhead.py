@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -41,19 +40,12 @@ sys.path.insert(0, str(ROOT))
 from llm_proxy.cli.proxy_process import ProxyProcess, free_port
 from llm_proxy.mock.certs import CA_FILE
 
-TICK = os.sysconf("SC_CLK_TCK")
 LOADS = {
     "chat-moderate": ("chat", 4, 100.0),
     "chat-saturate": ("chat", 16, 0.0),
     "stream-moderate": ("stream", 4, 50.0),
     "stream-saturate": ("stream", 16, 0.0),
 }
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def children(pid: int) -> list[int]:

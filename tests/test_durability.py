@@ -185,6 +185,17 @@ def test_what_a_response_waits_for(mock, tmp_path: Path, ack: str):
         client.chat.completions.create(model="gpt-4o-mini", messages=MSG)  # worker running
         worker = int(Path(f"/proc/{proxy.proc.pid}/task/{proxy.proc.pid}/children")
                      .read_text().split()[0])
+        # nothing waits for a "received" worker: it yields the CPU to the request path (once
+        # it has started: in that mode the first response did not wait for it)
+        expected = 10 if ack == "received" else 0
+        deadline = time.monotonic() + 15
+        while True:
+            niced = (os.getpriority(os.PRIO_PROCESS, worker)
+                     - os.getpriority(os.PRIO_PROCESS, proxy.proc.pid))
+            if niced == expected or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert niced == expected
         os.kill(worker, signal.SIGSTOP)
         try:
             if ack == "received":
