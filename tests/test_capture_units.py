@@ -198,3 +198,33 @@ def test_worker_keeps_arrow_memory_unless_told_otherwise():
     env = worker_environment({"PATH": "/bin"})
     assert env == {"PATH": "/bin", "MIMALLOC_PURGE_DELAY": "-1"}
     assert worker_environment({"MIMALLOC_PURGE_DELAY": "10"})["MIMALLOC_PURGE_DELAY"] == "10"
+
+
+def test_received_mode_never_relays_past_a_dead_worker_socket(tmp_path):
+    """hand_over relays without waiting only when the frame is in a live socket: once the
+    worker's end is gone the transport discards writes, and the capture must wait (and be
+    resent to the next worker) instead."""
+    import asyncio
+    import socket
+
+    from llm_proxy.addon.channel import WorkerClient
+    from llm_proxy.audit import AuditConfig
+
+    async def scenario() -> tuple[object, object, int]:
+        client = WorkerClient(AuditConfig(ack="received"), str(tmp_path), "unit")
+        client.connection_lost = lambda exc: None  # no restart of a real worker here
+        ours, theirs = socket.socketpair()
+        transport, _ = await asyncio.get_running_loop().create_unix_connection(
+            lambda: client, sock=ours)
+        client._transport = transport  # as start() does once the setup frame is written
+        alive = client.hand_over({"fid": "a"})
+        theirs.close()  # the worker dies; the proxy has not noticed yet
+        dead = client.hand_over({"fid": "b"})  # the send fails and the transport drops it
+        pending = len(client._pending)
+        transport.close()
+        return alive, dead, pending
+
+    alive, dead, pending = asyncio.run(scenario())
+    assert alive is None  # in the worker's socket: relayed at once
+    assert isinstance(dead, asyncio.Future) and not dead.done()  # waits for a new worker
+    assert pending == 2  # both kept for a resend

@@ -7,6 +7,7 @@ shape made of arbitrary characters, documentation IP ranges and example.com addr
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -394,6 +395,11 @@ def test_required_prefix_is_conservative() -> None:
     assert required_prefix("a{2}") == ""
     assert required_prefix(r"\d+x") == ""
     assert required_prefix("[ab]c") == ""
+    assert required_prefix("ab|cd") == ""  # a top-level alternative may match without "ab"
+    assert required_prefix("[|]x|y") == ""
+    assert required_prefix(r"a\|b") == "a"
+    assert required_prefix(re.compile("abc", re.IGNORECASE)) == ""
+    assert required_prefix("(?i)abc") == ""
 
 
 def test_substring_gate_changes_no_finding() -> None:

@@ -88,6 +88,10 @@ class WorkerClient(asyncio.Protocol):
         for _seq, frame, _fut, _at in self._pending:  # resend what a dead worker did not journal
             transport.write(frame)
         self._outbox.clear()
+        if self._closing:  # close() ran while this worker was connecting: let it finish
+            if transport.can_write_eof():
+                transport.write_eof()
+            return
         self._transport = transport  # type: ignore[assignment]
         if not self._watching:
             self._watching = True
@@ -119,6 +123,9 @@ class WorkerClient(asyncio.Protocol):
         frame = self._number(capture)
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
+        if self._closing:  # after close() nothing reaches the worker: fail the request closed
+            fut.set_exception(RuntimeError("the proxy is shutting down"))
+            return fut
         self._pending.append((self._seq, frame, fut, loop.time()))
         self._send(frame)
         return fut
@@ -135,14 +142,18 @@ class WorkerClient(asyncio.Protocol):
         """
         frame = self._number(capture)
         loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        if self._closing:
+            fut.set_exception(RuntimeError("the proxy is shutting down"))
+            return fut
         transport = self._transport
-        if transport is not None:
+        # a closing transport discards writes and reports an empty buffer: no fast path then
+        if transport is not None and not transport.is_closing():
             self._flush_outbox()  # frames queued earlier in this pass go first
             transport.write(frame)
-            if not transport.get_write_buffer_size():
+            if not transport.get_write_buffer_size() and not transport.is_closing():
                 self._pending.append((self._seq, frame, None, loop.time()))
                 return None
-        fut: asyncio.Future[None] = loop.create_future()
         self._pending.append((self._seq, frame, fut, loop.time()))
         return fut
 

@@ -126,6 +126,8 @@ def _next_seq(last: int) -> int:
 def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> None:
     """Receive captures until EOF; journal, acknowledge, batch and flush them."""
     make_dirs(store)
+    if cfg.ack == "received":  # nothing waits for this process: let the request path go first
+        os.nice(RECEIVED_NICE)  # before any thread starts: Linux applies nice per thread
     # The flusher thread turns batches into Parquet while this thread journals and acks: when
     # a capture arrives during a flush, this thread must get the GIL within a fraction of a
     # millisecond, not the default 5 ms switch interval (every waiting client would pay it).
@@ -147,8 +149,6 @@ def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> 
     eof = False
     ack_on_receipt = cfg.ack == "received"
     group_s = ACK_GROUP_S if cfg.fsync != "always" else float("inf")
-    if ack_on_receipt:  # nothing waits for this process: let the request path go first
-        os.nice(RECEIVED_NICE)
 
     def rotate() -> None:
         nonlocal batch, seq
@@ -183,10 +183,11 @@ def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> 
             if cap.get("kind") == "request":  # an early request part: work ahead, no ack
                 builder.prefetch(cap)
                 continue
-            cap_seq = cap.get("seq", -1)
-            if cap_seq <= built_seq:  # sent twice (the proxy resends what is unacknowledged)
-                continue
-            built_seq = group_seq = cap_seq
+            cap_seq = cap.get("seq")
+            if cap_seq is not None:
+                if cap_seq <= built_seq:  # sent twice (the proxy resends what is unacknowledged)
+                    continue
+                built_seq = group_seq = cap_seq
             record = builder.build(cap)
             if not (already_journaled and record["id"] in already_journaled):
                 # (else resent by the proxy after a worker crash; replay has it already)

@@ -56,18 +56,46 @@ _B64 = _ALNUM | frozenset("/+")
 _REGEX_META = frozenset("\\.^$*+?{}[]|()")
 
 
-def required_prefix(pattern: str) -> str:
-    """The fixed text every match of ``pattern`` starts with ("" when there is none).
+def required_prefix(regex: re.Pattern[str] | str) -> str:
+    """The fixed text every match of ``regex`` starts with ("" when there is none).
 
     Conservative: the leading run of plain characters, minus the last one when a quantifier
-    makes it optional (``ab*`` -> ``a``). Used as a substring test before running the regex.
+    makes it optional (``ab*`` -> ``a``); nothing for a top-level alternative (``ab|cd``) or
+    case-insensitive / verbose flags. Used as a substring test before running the regex.
     """
+    pattern = regex if isinstance(regex, str) else regex.pattern
+    if not isinstance(regex, str) and regex.flags & (re.IGNORECASE | re.VERBOSE):
+        return ""
+    if _top_level_alternation(pattern) or pattern.startswith("(?"):
+        return ""
     end = 0
     while end < len(pattern) and pattern[end] not in _REGEX_META:
         end += 1
     if end < len(pattern) and pattern[end] in "*?{":
         end -= 1
     return pattern[:max(end, 0)]
+
+
+def _top_level_alternation(pattern: str) -> bool:
+    depth = 0
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch == "[":  # a class: skip to its closing bracket ("]" first is literal)
+            i += 2 if pattern[i + 1:i + 2] == "]" else 1
+            while i < len(pattern) and pattern[i] != "]":
+                i += 2 if pattern[i] == "\\" else 1
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "|" and depth == 0:
+            return True
+        i += 1
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +116,7 @@ class _Literal:
     needle: str = ""  # set from the pattern: fixed text every match starts with
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "needle", required_prefix(self.pattern.pattern))
+        object.__setattr__(self, "needle", required_prefix(self.pattern))
 
 
 @dataclass(frozen=True, slots=True)
