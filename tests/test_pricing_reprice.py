@@ -40,6 +40,16 @@ def _files(store: Path) -> list[Path]:
     return sorted((store / "flows").rglob("*.parquet"))
 
 
+
+def _record_cost(table, r, **at):
+    """The scalar price of one record, the reference the vectorised reprice must equal."""
+    return table.cost(provider=r["provider"], model=r["response_model"],
+                      operation=r["operation"], input_tokens=r["input_tokens"],
+                      output_tokens=r["output_tokens"],
+                      cached_input_tokens=r["cached_input_tokens"],
+                      cache_write_tokens=r["cache_write_tokens"],
+                      reasoning_tokens=r["reasoning_tokens"], **at)
+
 def test_reprice_rewrites_changed_files_through_publish(old_store: Path):
     before = _files(old_store)
     # the old table priced gpt-4o only: claude, o4-mini, gemini and corp-llm are unpriced
@@ -129,12 +139,7 @@ def test_repriced_rows_are_bit_identical_to_the_capture_path():
         rows.append(r)
     repriced = reprice_table(records_to_table(rows), table).to_pylist()
     for r, got in zip(rows, repriced, strict=True):
-        c = table.cost(provider=r["provider"], model=r["response_model"],
-                       operation=r["operation"], input_tokens=r["input_tokens"],
-                       output_tokens=r["output_tokens"],
-                       cached_input_tokens=r["cached_input_tokens"],
-                       cache_write_tokens=r["cache_write_tokens"],
-                       reasoning_tokens=r["reasoning_tokens"])
+        c = _record_cost(table, r)
         want = c.as_columns() if c else {**dict.fromkeys(COST_COLUMNS),
                                          "price_version": table.version}
         assert {k: got[k] for k in COST_COLUMNS} == want
@@ -200,20 +205,10 @@ def test_repriced_time_window_rows_are_bit_identical_to_the_capture_path(table: 
     repriced = reprice_table(records_to_table(rows), table).to_pylist()
     windowed = 0
     for r, got in zip(rows, repriced, strict=True):
-        c = table.cost(provider=r["provider"], model=r["response_model"],
-                       operation=r["operation"], input_tokens=r["input_tokens"],
-                       output_tokens=r["output_tokens"],
-                       cached_input_tokens=r["cached_input_tokens"],
-                       cache_write_tokens=r["cache_write_tokens"],
-                       reasoning_tokens=r["reasoning_tokens"], at=r["ts"])
+        c = _record_cost(table, r, at=r["ts"])
         want = c.as_columns() if c else {**dict.fromkeys(COST_COLUMNS),
                                          "price_version": table.version}
         assert {k: got[k] for k in COST_COLUMNS} == want
-        plain = table.cost(provider=r["provider"], model=r["response_model"],
-                           operation=r["operation"], input_tokens=r["input_tokens"],
-                           output_tokens=r["output_tokens"],
-                           cached_input_tokens=r["cached_input_tokens"],
-                           cache_write_tokens=r["cache_write_tokens"],
-                           reasoning_tokens=r["reasoning_tokens"])
+        plain = _record_cost(table, r)
         windowed += c is not None and plain is not None and c.cost_usd != plain.cost_usd
     assert windowed > 100  # the windows really were exercised

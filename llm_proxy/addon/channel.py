@@ -121,13 +121,9 @@ class WorkerClient(asyncio.Protocol):
         """Queue a capture; the future resolves once the worker acknowledges it (with
         ``ack = "journaled"``: once its record is in the journal)."""
         frame = self._number(capture)
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
-        if self._closing:  # after close() nothing reaches the worker: fail the request closed
-            fut.set_exception(RuntimeError("the proxy is shutting down"))
-            return fut
-        self._pending.append((self._seq, frame, fut, loop.time()))
-        self._send(frame)
+        fut = self._awaited(frame, asyncio.get_running_loop())
+        if not self._closing:
+            self._send(frame)
         return fut
 
     def hand_over(self, capture: dict[str, Any]) -> asyncio.Future[None] | None:
@@ -142,19 +138,24 @@ class WorkerClient(asyncio.Protocol):
         """
         frame = self._number(capture)
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
-        if self._closing:
-            fut.set_exception(RuntimeError("the proxy is shutting down"))
-            return fut
         transport = self._transport
         # a closing transport discards writes and reports an empty buffer: no fast path then
-        if transport is not None and not transport.is_closing():
+        if not self._closing and transport is not None and not transport.is_closing():
             self._flush_outbox()  # frames queued earlier in this pass go first
             transport.write(frame)
             if not transport.get_write_buffer_size() and not transport.is_closing():
                 self._pending.append((self._seq, frame, None, loop.time()))
                 return None
-        self._pending.append((self._seq, frame, fut, loop.time()))
+        return self._awaited(frame, loop)
+
+    def _awaited(self, frame: bytes, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
+        """Keep the frame until the worker acknowledges it; the future says when. After
+        close() nothing reaches a worker: the future fails, and the request with it."""
+        fut: asyncio.Future[None] = loop.create_future()
+        if self._closing:
+            fut.set_exception(RuntimeError("the proxy is shutting down"))
+        else:
+            self._pending.append((self._seq, frame, fut, loop.time()))
         return fut
 
     def _number(self, capture: dict[str, Any]) -> bytes:

@@ -44,7 +44,7 @@ ACK = struct.Struct("!Q")
 # groups of 0.3 ms of work 0.942x / +1.42 ms; of 1 ms 0.942x / +1.67 ms; the two syscalls per
 # record did not show in the worker's CPU. With fsync = "always" a whole burst still shares one
 # fsync (group commit): an fsync per record would cost far more than the wait.
-ACK_GROUP_S = 0.0
+
 # With ack = "received" no response waits for the worker, so it runs at a lower priority and
 # the load generator, mitmproxy and the upstream go first when they wake: measured at 100 req/s
 # +0.52 ms p50 at nice 0, +0.37 ms at 10, +0.30 ms at 19 (throughput at saturation the same
@@ -148,7 +148,7 @@ def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> 
     chunk_view = memoryview(chunk)
     eof = False
     ack_on_receipt = cfg.ack == "received"
-    group_s = ACK_GROUP_S if cfg.fsync != "always" else float("inf")
+    ack_each = not ack_on_receipt and cfg.fsync != "always"
 
     def rotate() -> None:
         nonlocal batch, seq
@@ -173,12 +173,12 @@ def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> 
         caps, offset = _complete_frames(buf)
         if offset:
             del buf[:offset]
-        last_seq = max((c["seq"] for c in caps if "seq" in c), default=-1)
-        if ack_on_receipt and last_seq >= 0:
-            eof = not _ack(sock, last_seq) or eof
+        if ack_on_receipt:
+            last_seq = max((c["seq"] for c in caps if "seq" in c), default=-1)
+            if last_seq >= 0:
+                eof = not _ack(sock, last_seq) or eof
         lines: list[bytes] = []
         group_seq = acked = -1  # the last capture built; the last acknowledged
-        group_started = time.perf_counter()
         for cap in caps:
             if cap.get("kind") == "request":  # an early request part: work ahead, no ack
                 builder.prefetch(cap)
@@ -193,12 +193,9 @@ def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> 
                 # (else resent by the proxy after a worker crash; replay has it already)
                 batch.records.append(record)
                 lines.append(encode_record(record))
-            if not ack_on_receipt and time.perf_counter() - group_started >= group_s:
-                # journal and acknowledge what is built so far: the first response of a burst
-                # must not wait for the last one's record
+            if ack_each:  # the first response of a burst must not wait for the last record
                 eof = not _journal_and_ack(sock, batch, lines, group_seq) or eof
                 lines, acked = [], group_seq
-                group_started = time.perf_counter()
         if not ack_on_receipt:
             # the proxy may relay these responses now: their records are in the journal
             eof = not _journal_and_ack(sock, batch, lines,

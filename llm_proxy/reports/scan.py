@@ -24,7 +24,7 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -308,20 +308,21 @@ def _cached(con: duckdb.DuckDBPyConnection, plan: rollup.Plan, branch: _Branch,
         tables.append(merge(span_path[span.name], [week_path[w.name] for w in span.weeks])[0])
         in_spans.update(w.name for w in span.weeks)
     for week in weeks:
-        if week.name in in_spans:
-            continue
-        if week.name in week_table:
-            tables.append(week_table[week.name])
-        elif week.name in weeks_ready:
-            read.append(week_path[week.name])
+        if week.name not in in_spans:
+            _take(week.name, week_table, weeks_ready, week_path, tables, read)
     for day in needed:
-        if day.date in covered:
-            continue
-        if day.date in in_memory:
-            tables.append(in_memory[day.date])
-        elif day.date in on_disk:
-            read.append(day_path[day.date])
+        if day.date not in covered:
+            _take(day.date, in_memory, on_disk, day_path, tables, read)
     return read, tables
+
+
+def _take(key: str, built: Mapping[str, pa.Table], ready: Container[str],
+          path: Mapping[str, Path], tables: list[pa.Table], read: list[Path]) -> None:
+    """An entry built in this call is used from memory, else a cached one is read."""
+    if key in built:
+        tables.append(built[key])
+    elif key in ready:
+        read.append(path[key])
 
 
 def _concat(tables: Sequence[pa.Table]) -> pa.Table:
