@@ -135,11 +135,15 @@ def test_transport_errors_are_classified(message, kind):
     assert classify_transport_error(message) == kind
 
 
-@pytest.mark.parametrize("fsync", ["interval", "always"])
-def test_worker_acknowledges_a_burst_as_it_builds(tmp_path, monkeypatch, fsync):
+@pytest.mark.parametrize("fsync,ack", [("interval", "journaled"), ("always", "journaled"),
+                                       ("interval", "received")])
+def test_worker_acknowledges_a_burst_as_it_builds(tmp_path, monkeypatch, fsync, ack):
     """A burst of captures arriving together is journaled and acknowledged record by record,
     not all at the end: the first response of the burst need not wait for the last record.
-    With fsync = "always" the burst shares one fsync and one acknowledgement (group commit)."""
+    With fsync = "always" the burst shares one fsync and one acknowledgement (group commit).
+    With ack = "received" nothing waits for the acknowledgement, but the proxy keeps each
+    capture until it comes (to resend it if the worker dies): never before the journal has it,
+    one per burst."""
     import socket
     import struct
     import threading
@@ -161,7 +165,8 @@ def test_worker_acknowledges_a_burst_as_it_builds(tmp_path, monkeypatch, fsync):
     store = tmp_path / "store"
 
     def serve() -> None:
-        worker_mod.serve(worker_end, AuditConfig(flush_seconds=60, fsync=fsync), store, "unit")
+        worker_mod.serve(worker_end, AuditConfig(flush_seconds=60, fsync=fsync, ack=ack),
+                         store, "unit")
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -183,7 +188,7 @@ def test_worker_acknowledges_a_burst_as_it_builds(tmp_path, monkeypatch, fsync):
         assert journaled >= acks[-1], "acknowledged before it was journaled"
     proxy_end.shutdown(socket.SHUT_WR)
     thread.join(30)
-    if fsync == "always":
+    if fsync == "always" or ack == "received":
         assert acks == [n]
     else:
         assert acks == list(range(1, n + 1)), acks  # one per record, as soon as it is built

@@ -101,13 +101,18 @@ def test_no_secret_in_any_file_after_flush(mock, tmp_path: Path):
         assert secret not in text
 
 
-def test_worker_killed_is_restarted_and_nothing_is_lost(mock, tmp_path: Path):
-    """SIGKILL the capture worker: the proxy restarts it and resends what was not journaled."""
+@pytest.mark.parametrize("ack", ["journaled", "received"])
+def test_worker_killed_is_restarted_and_nothing_is_lost(mock, tmp_path: Path, ack: str):
+    """SIGKILL the capture worker: the proxy restarts it and resends what was not journaled
+    (with ack = "received" too: relayed responses' captures are kept until journaled)."""
     import os
     import signal
 
     store = tmp_path / "store"
-    with ProxyProcess(store=store, confdir=tmp_path / "mitm", upstream_ca=Path(mock.ca_cert_path)) as proxy:
+    config = tmp_path / "audit.toml"
+    config.write_text(f'ack = "{ack}"\n')
+    with ProxyProcess(store=store, confdir=tmp_path / "mitm", upstream_ca=Path(mock.ca_cert_path),
+                      config=config) as proxy:
         client = openai_client(mock.url, proxy.url, proxy.ca_bundle, max_retries=0,
                                default_headers={"x-user-id": "restart"})
         for _ in range(5):

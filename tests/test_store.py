@@ -128,3 +128,89 @@ def test_fsync_always_and_permissions(store: Path):
     seg.append(encode_record(rec(1)), 1)
     assert stat.S_IMODE(os.stat(seg.path).st_mode) == 0o600
     seg.close()
+
+
+def _built_records() -> list[dict]:
+    """Records as the capture worker builds them: plain, streamed, failed, unknown API."""
+    import gzip
+    import json
+
+    from llm_proxy.addon.record import RecordBuilder
+    from llm_proxy.audit import AuditConfig
+
+    builder = RecordBuilder.from_config(AuditConfig(), "unit")
+    base = {"t0": T0 / 1e6, "t1": T0 / 1e6 + 0.2, "t2": T0 / 1e6 + 0.5, "method": "POST",
+            "host": "api.openai.com", "port": 443, "path": "/v1/chat/completions",
+            "hv": "HTTP/1.1", "cip": "10.0.0.1",
+            "rqh": ((b"authorization", b"Bearer sk-proj-UNITTEST0123456789abcdefghijkl"),
+                    (b"content-type", b"application/json")),
+            "rqb": json.dumps({"model": "gpt-4o-mini", "messages": [
+                {"role": "user", "content": "héllo \"quoted\"\nnew line \u2028 ✓ 😀"}]}).encode()}
+    chat = {"id": "c1", "model": "gpt-4o-mini-2024-07-18", "choices": [
+        {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "hi"}}],
+        "usage": {"prompt_tokens": 11, "completion_tokens": 2, "total_tokens": 13}}
+    sse = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in (
+        {"id": "s", "model": "gpt-4o-mini", "choices": [{"index": 0, "delta": {"content": "a"}}]},
+        {"id": "s", "model": "gpt-4o-mini", "choices": [{"index": 0, "delta": {},
+                                                         "finish_reason": "length"}],
+         "usage": {"prompt_tokens": 5, "completion_tokens": 1}})) + b"data: [DONE]\n\n"
+    caps = [
+        {**base, "status": 200, "rsh": ((b"content-type", b"application/json"),
+                                        (b"content-encoding", b"gzip")),
+         "rsb": gzip.compress(json.dumps(chat).encode())},
+        {**base, "status": 200, "rsh": ((b"content-type", b"text/event-stream"),), "rsb": sse,
+         "sm": True},
+        {**base, "t0": T0 / 1e6 + 3600, "err": "Connection refused"},
+        {**base, "host": "llm.internal", "path": "/generate", "status": 500,
+         "rsh": ((b"content-type", b"application/octet-stream"),), "rsb": bytes(range(256))},
+    ]
+    return [builder.build({**c, "fid": f"f{i}", "rql": len(c["rqb"]),
+                           "rsl": len(c.get("rsb", b""))}) for i, c in enumerate(caps)]
+
+
+def test_a_segment_reads_into_arrow_exactly_as_its_records_convert(store: Path):
+    """The flusher reads sealed segments with Arrow's JSON reader (no GIL); replay and the
+    views convert records as dicts. Both must give the same table, value for value."""
+    from llm_proxy.store.parquet import segment_to_table
+
+    records = _built_records() + [rec(1, latency_ms=5, cost_usd=0, stream=False,
+                                      request_body="x" * 100_000, user_id=None)]
+    seg = journal(store, records)
+    assert segment_to_table(seg).equals(records_to_table(records))
+
+
+def test_what_arrows_reader_rejects_is_read_the_lenient_way(store: Path):
+    from llm_proxy.store.parquet import segment_to_table
+
+    seg = journal(store, [rec(1), rec(2)])
+    with open(seg, "ab") as fh:
+        fh.write(b'{"id": "01BROKEN", "ts": 1')  # torn by a crash mid-write
+    assert segment_to_table(seg).column("input_tokens").to_pylist() == [1, 2]
+
+
+def test_a_batch_that_cannot_be_flushed_keeps_its_journal_and_the_next_one_flushes(
+        store: Path, capsys):
+    """The flusher's two threads (reading into Arrow, encoding) keep the batches' order and
+    report a failure in its place: the bad segment stays for replay, later ones go on."""
+    from llm_proxy.addon.worker import _Batch, _Flusher
+    from llm_proxy.audit import AuditConfig
+
+    flusher = _Flusher(store, "host1")
+    flusher.start()
+    batches = []
+    for seq, records in enumerate(([rec(1)], [rec(2, input_tokens="not a number")],
+                                   [rec(3)], [rec(4)]), 1):
+        batch = _Batch(store / JOURNAL_DIR, "host1", AuditConfig(fsync="never"), seq)
+        batch.segment.append(b"".join(encode_record(r) for r in records), len(records))
+        batch.count = len(records)
+        batches.append(batch)
+        flusher.jobs.put(batch)
+    flusher.jobs.put(None)
+    flusher.join()
+    assert "Parquet flush failed, journal kept" in capsys.readouterr().err
+    assert [seg for _, _, seg in list_segments(store / JOURNAL_DIR)] == [batches[1].segment.path]
+    flushed = sorted((store / "flows").rglob("*.parquet"), key=lambda f: f.name)
+    assert [f.name[:len("host1-0000000000000001")] for f in flushed] == [
+        f"host1-{seq:016d}" for seq in (1, 3, 4)]
+    assert [pq.read_table(f, columns=["id"])["id"][0].as_py() for f in flushed] == [
+        rec(i)["id"] for i in (1, 3, 4)]

@@ -6,7 +6,8 @@ default (config ``ack = "journaled"``) a response is relayed only once the worke
 in the write-ahead journal (``response`` returns an awaitable for mitmproxy to wait on), which
 makes a relayed exchange survive ``kill -9`` of the proxy and of the worker. With
 ``ack = "received"`` it is relayed as soon as the capture sits in the worker's socket, which
-survives ``kill -9`` of the proxy.
+survives ``kill -9`` of the proxy; the proxy keeps the capture until the worker has journaled it
+(and resends it to a restarted worker), which survives ``kill -9`` of the worker.
 
 Usage: mitmdump -s "$(python -c 'import llm_proxy.addon as a; print(a.SCRIPT)')" \
            --set audit_store=./audit
@@ -75,7 +76,7 @@ class AuditAddon:
         self._extra_hosts: tuple[str, ...] = ()
         self._raw_cap = 4 * 1024 * 1024
         self._live: dict[str, http.HTTPFlow] = {}  # intercepted exchanges not yet recorded
-        self._ack_on_receipt = False
+        self._relay_at_once = False
 
     # lifecycle ----------------------------------------------------------------------------------
     def load(self, loader: Any) -> None:
@@ -103,7 +104,7 @@ class AuditAddon:
                 "llm-audit: no store given: pass --set audit_store=PATH (or `store` in the config)")
         cfg.store = str(Path(store).expanduser().resolve())
         self.config = cfg
-        self._ack_on_receipt = cfg.ack == "received"
+        self._relay_at_once = cfg.ack == "received"
         self._extra_hosts = tuple(h.lower() for h in cfg.intercept)
         self._intercept_cache.clear()
         self._raw_cap = max(cfg.max_body_bytes * _RAW_CAP_FACTOR, 1024 * 1024)
@@ -175,7 +176,7 @@ class AuditAddon:
         capture = self._capture(flow)
         flow.metadata["llm_audit"] = True
         self._live.pop(flow.id, None)
-        if self._ack_on_receipt:
+        if self._relay_at_once:
             fut = self.client.hand_over(capture)
             return None if fut is None else self._relay_when_acknowledged(flow, fut)
         return self._relay_when_acknowledged(flow, self.client.submit(capture))

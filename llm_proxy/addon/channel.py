@@ -133,8 +133,9 @@ class WorkerClient(asyncio.Protocol):
         reads it even if this process is killed the next instant, so the response may be
         relayed without waiting for the worker (waiting cost ~1 ms of p50 and ~5 % of
         throughput in benchmarks/proxy_overhead.py). When the socket is full (the worker is
-        behind), the rest waits in the transport: a future as from ``submit``, resolved by
-        the worker's acknowledgement of receipt. Kept until acknowledged, and resent to a restarted worker.
+        behind), the rest waits in the transport: a future as from ``submit``. Either way the
+        frame is kept until the worker acknowledges its record as journaled, and resent to a
+        restarted worker: ``kill -9`` of the worker loses nothing either.
         """
         frame = self._number(capture)
         loop = asyncio.get_running_loop()

@@ -5,7 +5,8 @@ heavy per-record work — decoding, provider parsing, redaction, JSON and Parque
 here, on the machine's other core. The proxy sends length-prefixed ``marshal`` frames over a
 socketpair; this process builds each record, appends it to the write-ahead journal and only then
 acknowledges it (cumulatively, by sequence number), so the proxy relays a response only once its
-record is journaled. Raw, unredacted data only ever crosses the socket: it never touches disk.
+record is journaled (with ``ack = "received"`` it relays at once and keeps the capture until
+then, to resend it should this process die). Raw, unredacted data only ever crosses the socket: it never touches disk.
 
 A flusher thread turns full journal segments into Parquet. On EOF (the proxy stopped or was
 killed) everything is flushed and the process exits.
@@ -31,7 +32,8 @@ from llm_proxy.addon.record import RecordBuilder
 from llm_proxy.audit import AuditConfig
 from llm_proxy.store.journal import JournalSegment, encode_record
 from llm_proxy.store.layout import JOURNAL_DIR, make_dirs
-from llm_proxy.store.writer import flush_records, replay
+from llm_proxy.store.parquet import segment_to_table
+from llm_proxy.store.writer import flush_table, replay
 
 __all__ = ["ACK", "FRAME_HEADER", "encode_frame", "serve"]
 
@@ -58,30 +60,54 @@ def encode_frame(obj: Any) -> bytes:
 
 
 class _Batch:
-    """The open journal segment and the records it holds, in memory for the Parquet flush."""
+    """The open journal segment and how many records it holds (the flush reads them back)."""
 
     def __init__(self, journal_dir: Path, instance: str, cfg: AuditConfig, seq: int) -> None:
         self.segment = JournalSegment(journal_dir, instance, seq, fsync=cfg.fsync,
                                       fsync_interval_s=cfg.fsync_interval_s)
-        self.records: list[dict[str, Any]] = []
+        self.count = 0
         self.opened = time.monotonic()
 
 
-class _Flusher(threading.Thread):
-    """Writes sealed batches to Parquet in order, off the receive loop."""
+class _Flusher:
+    """Writes sealed batches to Parquet in order, off the receive loop, in two threads: one
+    reads a sealed segment into Arrow while the other encodes and publishes the batch before.
+    Both stages run in Arrow's C++ without the GIL, so they overlap each other and the thread
+    that journals and acknowledges. At most one converted batch waits between them."""
 
     def __init__(self, store: Path, instance: str) -> None:
-        super().__init__(name="llm-audit-flusher", daemon=True)
         self.store = store
         self.instance = instance
         self.jobs: queue.Queue[_Batch | None] = queue.Queue()
+        self._converted: queue.Queue[tuple[_Batch, Any] | None] = queue.Queue(maxsize=1)
+        self._threads = (threading.Thread(target=self._convert, name="llm-audit-convert", daemon=True),
+                         threading.Thread(target=self._write, name="llm-audit-flusher", daemon=True))
 
-    def run(self) -> None:
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def join(self) -> None:
+        for thread in self._threads:
+            thread.join()
+
+    def _convert(self) -> None:
         while (batch := self.jobs.get()) is not None:
             batch.segment.sync()
             try:
-                flush_records(self.store, batch.segment.path, self.instance,
-                              batch.segment.seq, batch.records)
+                table: Any = segment_to_table(batch.segment.path)
+            except Exception as exc:  # reported (and the journal kept) by _write, in order
+                table = exc
+            self._converted.put((batch, table))
+        self._converted.put(None)
+
+    def _write(self) -> None:
+        while (item := self._converted.get()) is not None:
+            batch, table = item
+            try:
+                if isinstance(table, Exception):
+                    raise table
+                flush_table(self.store, batch.segment.path, self.instance, batch.segment.seq, table)
             except Exception as exc:  # the segment stays and is replayed on the next start
                 print(f"llm-audit worker: Parquet flush failed, journal kept: {exc}",
                       file=sys.stderr, flush=True)
@@ -147,12 +173,12 @@ def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> 
     chunk = bytearray(1 << 20)
     chunk_view = memoryview(chunk)
     eof = False
-    ack_on_receipt = cfg.ack == "received"
-    ack_each = not ack_on_receipt and cfg.fsync != "always"
+    # received: nobody waits for an ack, so one per burst (fewer wake-ups of the proxy's loop)
+    ack_each = cfg.ack == "journaled" and cfg.fsync != "always"
 
     def rotate() -> None:
         nonlocal batch, seq
-        if batch.records:
+        if batch.count:
             flusher.jobs.put(batch)
             seq = _next_seq(batch.segment.seq)
             batch = _Batch(journal_dir, instance, cfg, seq)
@@ -173,10 +199,6 @@ def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> 
         caps, offset = _complete_frames(buf)
         if offset:
             del buf[:offset]
-        if ack_on_receipt:
-            last_seq = max((c["seq"] for c in caps if "seq" in c), default=-1)
-            if last_seq >= 0:
-                eof = not _ack(sock, last_seq) or eof
         lines: list[bytes] = []
         group_seq = acked = -1  # the last capture built; the last acknowledged
         for cap in caps:
@@ -191,21 +213,19 @@ def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> 
             record = builder.build(cap)
             if not (already_journaled and record["id"] in already_journaled):
                 # (else resent by the proxy after a worker crash; replay has it already)
-                batch.records.append(record)
+                batch.count += 1
                 lines.append(encode_record(record))
             if ack_each:  # the first response of a burst must not wait for the last record
                 eof = not _journal_and_ack(sock, batch, lines, group_seq) or eof
                 lines, acked = [], group_seq
-        if not ack_on_receipt:
-            # the proxy may relay these responses now: their records are in the journal
-            eof = not _journal_and_ack(sock, batch, lines,
-                                       group_seq if group_seq > acked else -1) or eof
-        elif lines:
-            batch.segment.append(b"".join(lines), len(lines))
-        if len(batch.records) >= cfg.flush_records or time.monotonic() >= deadline:
+        # journaled: the proxy may relay these responses now. received: the proxy may forget
+        # these captures (until then it keeps them, to resend them if this process dies)
+        eof = not _journal_and_ack(sock, batch, lines,
+                                   group_seq if group_seq > acked else -1) or eof
+        if batch.count >= cfg.flush_records or time.monotonic() >= deadline:
             rotate()
     rotate()
-    if not batch.records:  # the empty segment opened by the last rotation
+    if not batch.count:  # the empty segment opened by the last rotation
         batch.segment.close()
         batch.segment.path.unlink(missing_ok=True)
     flusher.jobs.put(None)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections import defaultdict
 from collections.abc import Iterable
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from llm_proxy.store.finalize import publish
 from llm_proxy.store.journal import list_segments, read_segment
@@ -28,28 +29,31 @@ from llm_proxy.store.layout import (
 )
 from llm_proxy.store.parquet import records_to_table
 
-__all__ = ["flush_records", "replay", "manifest_path", "unflushed_records"]
+__all__ = ["flush_records", "flush_table", "replay", "manifest_path", "unflushed_records"]
 
 
 _US_PER_HOUR = 3_600_000_000
-_BY_ID = itemgetter("id")
 
 
 def manifest_path(segment: Path) -> Path:
     return segment.with_suffix(".manifest")
 
 
-def _group_by_partition(records: Iterable[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    by_hour: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for record in records:  # per record only an integer division: the flush's hot loop
-        by_hour[record["ts"] // _US_PER_HOUR].append(record)
-    return {partition_of(hour * _US_PER_HOUR): rows for hour, rows in by_hour.items()}
+def _group_by_partition(table: pa.Table) -> dict[tuple[str, str], pa.Table]:
+    """The table's rows by (date, hour) partition, each sorted by id — in Arrow's C++ kernels,
+    which release the GIL. (``ts`` is after 1970, so truncating division is floor division.)"""
+    hours = pc.divide(table.column("ts").cast(pa.int64()), _US_PER_HOUR)
+    found = pc.unique(hours).to_pylist()
+    if len(found) == 1:  # the usual flush: one hour
+        by_hour = {found[0]: table}
+    else:
+        by_hour = {hour: table.filter(pc.equal(hours, hour)) for hour in found}
+    return {partition_of(hour * _US_PER_HOUR): rows.sort_by("id") for hour, rows in by_hour.items()}
 
 
-def flush_records(store: Path, segment: Path, instance: str, seq: int,
-                  records: list[dict[str, Any]]) -> list[Path]:
-    """Write ``records`` (the content of ``segment``) as Parquet, then delete the segment."""
-    groups = _group_by_partition(records)
+def flush_table(store: Path, segment: Path, instance: str, seq: int, table: pa.Table) -> list[Path]:
+    """Write ``table`` (the content of ``segment``) as Parquet, then delete the segment."""
+    groups = _group_by_partition(table) if table.num_rows else {}
     manifest = manifest_path(segment)
     planned = _read_manifest(manifest)
     for key in groups:
@@ -59,12 +63,17 @@ def flush_records(store: Path, segment: Path, instance: str, seq: int,
     for (date, hour), rows in sorted(groups.items()):
         target = store / partition_dir(date, hour) / planned[f"{date}/{hour}"]
         if not target.exists():
-            rows.sort(key=_BY_ID)
-            publish(store, [(records_to_table(rows), target)], reason="flush")
+            publish(store, [(rows, target)], reason="flush")
         written.append(target)
     segment.unlink(missing_ok=True)
     manifest.unlink(missing_ok=True)
     return written
+
+
+def flush_records(store: Path, segment: Path, instance: str, seq: int,
+                  records: Iterable[dict[str, Any]]) -> list[Path]:
+    """``flush_table`` for records as dicts (what replay recovers from a segment)."""
+    return flush_table(store, segment, instance, seq, records_to_table(records))
 
 
 def unflushed_records(store: Path, segment: Path) -> list[dict[str, Any]]:
