@@ -197,14 +197,6 @@ def test_worker_acknowledges_a_burst_as_it_builds(tmp_path, monkeypatch, fsync, 
     assert len(ids) == len(set(ids)) == n
 
 
-def test_worker_keeps_arrow_memory_unless_told_otherwise():
-    from llm_proxy.addon.channel import worker_environment
-
-    env = worker_environment({"PATH": "/bin"})
-    assert env == {"PATH": "/bin", "MIMALLOC_PURGE_DELAY": "-1"}
-    assert worker_environment({"MIMALLOC_PURGE_DELAY": "10"})["MIMALLOC_PURGE_DELAY"] == "10"
-
-
 def test_received_mode_never_relays_past_a_dead_worker_socket(tmp_path):
     """hand_over relays without waiting only when the frame is in a live socket: once the
     worker's end is gone the transport discards writes, and the capture must wait (and be

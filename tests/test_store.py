@@ -214,3 +214,13 @@ def test_a_batch_that_cannot_be_flushed_keeps_its_journal_and_the_next_one_flush
         f"host1-{seq:016d}" for seq in (1, 3, 4)]
     assert [pq.read_table(f, columns=["id"])["id"][0].as_py() for f in flushed] == [
         rec(i)["id"] for i in (1, 3, 4)]
+
+
+def test_a_record_longer_than_the_readers_block_is_read_whole(store: Path):
+    from llm_proxy.store import parquet
+    from llm_proxy.store.parquet import segment_to_table
+
+    big = "\u00e9\"\n" * (parquet._JSON_BLOCK // 3)  # escaped in JSON: longer than a block
+    records = [rec(1), rec(2, response_body=big), rec(3)]
+    table = segment_to_table(journal(store, records))
+    assert table.equals(records_to_table(records))

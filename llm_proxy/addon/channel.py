@@ -10,36 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import pickle
 import socket
 import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Mapping
 from typing import Any
 
 from llm_proxy.addon.worker import ACK, FRAME_HEADER, encode_frame
 from llm_proxy.audit import AuditConfig
 
-__all__ = ["ACK_TIMEOUT_S", "WorkerClient", "worker_environment"]
+__all__ = ["ACK_TIMEOUT_S", "WorkerClient"]
 
 log = logging.getLogger("llm_proxy")
 
 ACK_TIMEOUT_S = 30.0
-
-
-def worker_environment(parent: Mapping[str, str]) -> dict[str, str]:
-    """The capture worker's environment: the proxy's, and Arrow's allocator (mimalloc) told
-    to keep the memory it freed. By default it hands freed pages back to the OS within
-    milliseconds, and each Parquet flush (every ``flush_seconds``) faults them in again, as
-    zeroed huge pages: the first flush took ~110 ms instead of ~50 ms, holding the GIL the
-    worker's acknowledgements need. The memory kept is one batch's worth (bounded by
-    ``flush_records``). A value the user set wins."""
-    env = dict(parent)
-    env.setdefault("MIMALLOC_PURGE_DELAY", "-1")
-    return env
 
 
 class WorkerClient(asyncio.Protocol):
@@ -76,7 +62,7 @@ class WorkerClient(asyncio.Protocol):
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "llm_proxy.addon.worker", str(child.fileno())],
-            pass_fds=(child.fileno(),), env=worker_environment(os.environ),
+            pass_fds=(child.fileno(),),
         )
         child.close()
         loop = asyncio.get_running_loop()

@@ -93,8 +93,8 @@ class _Flusher:
 
     def _convert(self) -> None:
         while (batch := self.jobs.get()) is not None:
-            batch.segment.sync()
             try:
+                batch.segment.sync()
                 table: Any = segment_to_table(batch.segment.path)
             except Exception as exc:  # reported (and the journal kept) by _write, in order
                 table = exc

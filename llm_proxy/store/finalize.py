@@ -82,10 +82,7 @@ def _delay() -> None:
         time.sleep(float(seconds))
 
 
-def _encode(data: pa.Table | pa.RecordBatchReader, fh: BinaryIO) -> None:
-    if isinstance(data, pa.Table):
-        encode_parquet(data, fh)
-        return
+def _encode_stream(data: pa.RecordBatchReader, fh: BinaryIO) -> None:
     # A stream (archive merges): bounded memory whatever the day's volume, while small input
     # batches (one per hourly file) are coalesced so the file gets few, large row groups.
     with pq.ParquetWriter(fh, data.schema, **PARQUET_OPTIONS) as writer:
@@ -115,9 +112,14 @@ def _stage(data: pa.Table | pa.RecordBatchReader, final: Path, stage: str) -> _S
                 raise
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        with os.fdopen(fd, "wb", closefd=False) as fh:
-            _encode(data, fh)
-            fh.flush()
+        if isinstance(data, pa.Table):
+            # Arrow opens the file itself: its writes need no GIL (a Python file object took
+            # it for every page) and no copy of the file in memory
+            encode_parquet(data, str(tmp))
+        else:
+            with os.fdopen(fd, "wb", closefd=False) as fh:
+                _encode_stream(data, fh)
+                fh.flush()
         os.fsync(fd)
         os.fchmod(fd, FINAL_FILE_MODE)
         return _Staged(final, tmp, describe_file(tmp), fd)

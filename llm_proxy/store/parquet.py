@@ -56,6 +56,16 @@ def records_to_table(records: Iterable[Mapping[str, Any]]) -> pa.Table:
 _JSON_SCHEMA = pa.schema([f.with_type(pa.int64()) if pa.types.is_timestamp(f.type) else f
                           for f in RECORD_SCHEMA])
 _JSON_PARSE = pajson.ParseOptions(explicit_schema=_JSON_SCHEMA, unexpected_field_behavior="ignore")
+# Blocks of 4 MiB: a whole 20 MB segment as one block took 2.3x the time and +22 MB of peak
+# memory. A record longer than a block (its bodies are capped at ``max_body_bytes`` each, but
+# JSON escaping can double them) makes Arrow refuse the segment: it is then read as one block.
+_JSON_BLOCK = 4 << 20
+
+
+def _read_json(data: bytes, block_size: int) -> pa.Table:
+    return pajson.read_json(pa.BufferReader(data), parse_options=_JSON_PARSE,
+                            read_options=pajson.ReadOptions(use_threads=False,
+                                                            block_size=block_size))
 
 
 def segment_to_table(segment: Path) -> pa.Table:
@@ -73,20 +83,20 @@ def segment_to_table(segment: Path) -> pa.Table:
         data = segment.read_bytes()
     except FileNotFoundError:
         data = b""
-    if data.strip():
+    table = None
+    for block_size in (_JSON_BLOCK, len(data) + 1):  # (an empty segment: the lenient way)
         try:
-            # one block: an object may not straddle blocks, and a record can be megabytes
-            table = pajson.read_json(pa.BufferReader(data), parse_options=_JSON_PARSE,
-                                     read_options=pajson.ReadOptions(use_threads=False,
-                                                                     block_size=len(data) + 1))
+            table = _read_json(data, block_size)
+            break
         except (pa.ArrowInvalid, pa.ArrowTypeError):
-            pass
-        else:
-            table = table.select(RECORD_SCHEMA.names)
-            for i, field in enumerate(RECORD_SCHEMA):
-                if field.type != table.schema.field(i).type:
-                    table = table.set_column(i, field, table.column(i).cast(field.type))
-            return table
+            if block_size > len(data):
+                break
+    if table is not None:
+        table = table.select(RECORD_SCHEMA.names)
+        for i, field in enumerate(RECORD_SCHEMA):
+            if field.type != table.schema.field(i).type:
+                table = table.set_column(i, field, table.column(i).cast(field.type))
+        return table
     return records_to_table(list(read_segment(segment)))
 
 
