@@ -197,6 +197,52 @@ def test_worker_acknowledges_a_burst_as_it_builds(tmp_path, monkeypatch, fsync, 
     assert len(ids) == len(set(ids)) == n
 
 
+@pytest.mark.parametrize("ack", ["journaled", "received"])
+def test_worker_reads_everything_a_killed_proxy_had_sent(tmp_path, monkeypatch, ack):
+    """The proxy dies while the worker builds a burst: its acknowledgement then fails, but
+    the captures the proxy wrote meanwhile (with ack = "received", relayed responses) are
+    still in the socket and must all be recorded, up to EOF."""
+    import socket
+    import threading
+    import time
+
+    import pyarrow.parquet as pq
+
+    from llm_proxy.addon import worker as worker_mod
+    from llm_proxy.audit import AuditConfig
+
+    real_build = worker_mod.RecordBuilder.build
+    building = threading.Event()
+
+    def slow_build(self, cap):
+        building.set()
+        time.sleep(0.05)
+        return real_build(self, cap)
+
+    monkeypatch.setattr(worker_mod.RecordBuilder, "build", slow_build)
+    proxy_end, worker_end = socket.socketpair()
+    store = tmp_path / "store"
+    thread = threading.Thread(target=worker_mod.serve, daemon=True, args=(
+        worker_end, AuditConfig(flush_seconds=60, ack=ack), store, "unit"))
+    thread.start()
+
+    def frame(i: int) -> bytes:
+        return worker_mod.encode_frame({
+            "seq": i, "fid": f"f{i}", "t0": 1_700_000_000.0 + i, "t2": 1_700_000_000.5 + i,
+            "method": "POST", "host": "api.openai.com", "port": 443,
+            "path": "/v1/chat/completions", "rqh": (), "rqb": b"{}", "rql": 2, "status": 200,
+            "rsh": (), "rsb": b"{}", "rsl": 2})
+
+    proxy_end.sendall(b"".join(frame(i) for i in range(1, 5)))
+    assert building.wait(10)
+    proxy_end.sendall(b"".join(frame(i) for i in range(5, 9)))  # written while it builds
+    proxy_end.close()  # kill -9 of the proxy: its end of the socket closes
+    thread.join(30)
+    assert not thread.is_alive()
+    ids = [i for f in store.rglob("*.parquet") for i in pq.read_table(f, columns=["id"])["id"]]
+    assert len(ids) == len(set(ids)) == 8
+
+
 def test_received_mode_never_relays_past_a_dead_worker_socket(tmp_path):
     """hand_over relays without waiting only when the frame is in a live socket: once the
     worker's end is gone the transport discards writes, and the capture must wait (and be

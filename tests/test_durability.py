@@ -103,8 +103,9 @@ def test_no_secret_in_any_file_after_flush(mock, tmp_path: Path):
 
 @pytest.mark.parametrize("ack", ["journaled", "received"])
 def test_worker_killed_is_restarted_and_nothing_is_lost(mock, tmp_path: Path, ack: str):
-    """SIGKILL the capture worker: the proxy restarts it and resends what was not journaled
-    (with ack = "received" too: relayed responses' captures are kept until journaled)."""
+    """SIGKILL the capture worker: the proxy restarts it and resends what was not journaled.
+    With ack = "received" the worker is first stopped, so that responses are relayed whose
+    captures it never journaled: the proxy keeps those until acknowledged, and resends them."""
     import os
     import signal
 
@@ -119,12 +120,17 @@ def test_worker_killed_is_restarted_and_nothing_is_lost(mock, tmp_path: Path, ac
             client.chat.completions.create(model="gpt-4o-mini", messages=MSG)
         children = Path(f"/proc/{proxy.proc.pid}/task/{proxy.proc.pid}/children").read_text().split()
         assert children, "the proxy runs a capture worker process"
+        if ack == "received":
+            os.kill(int(children[0]), signal.SIGSTOP)
+            for _ in range(3):  # relayed at once, into the stopped worker's socket
+                client.chat.completions.create(model="gpt-4o-mini", messages=MSG)
         os.kill(int(children[0]), signal.SIGKILL)
         for _ in range(5):
             client.chat.completions.create(model="gpt-4o-mini", messages=MSG)
         assert "restarting" in proxy.log_tail(50)
     rows = records(store, "user_id = 'restart'", columns="id")
-    assert len(rows) == 10 and len({r["id"] for r in rows}) == 10
+    expected = 13 if ack == "received" else 10
+    assert len(rows) == expected and len({r["id"] for r in rows}) == expected
 
 
 def test_two_proxies_share_one_store(mock, tmp_path: Path):

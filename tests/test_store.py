@@ -176,7 +176,7 @@ def test_a_segment_reads_into_arrow_exactly_as_its_records_convert(store: Path):
     records = _built_records() + [rec(1, latency_ms=5, cost_usd=0, stream=False,
                                       request_body="x" * 100_000, user_id=None)]
     seg = journal(store, records)
-    assert segment_to_table(seg).equals(records_to_table(records))
+    assert segment_to_table(seg).equals(records_to_table(records), check_metadata=True)
 
 
 def test_what_arrows_reader_rejects_is_read_the_lenient_way(store: Path):
@@ -216,11 +216,48 @@ def test_a_batch_that_cannot_be_flushed_keeps_its_journal_and_the_next_one_flush
         rec(i)["id"] for i in (1, 3, 4)]
 
 
-def test_a_record_longer_than_the_readers_block_is_read_whole(store: Path):
+def test_a_record_longer_than_the_readers_block_is_read_whole(store: Path, monkeypatch):
     from llm_proxy.store import parquet
     from llm_proxy.store.parquet import segment_to_table
 
     big = "\u00e9\"\n" * (parquet._JSON_BLOCK // 3)  # escaped in JSON: longer than a block
     records = [rec(1), rec(2, response_body=big), rec(3)]
-    table = segment_to_table(journal(store, records))
-    assert table.equals(records_to_table(records))
+    seg = journal(store, records)
+
+    def no_lenient_way(path):
+        raise AssertionError("Arrow's reader should have read it (as one block)")
+
+    monkeypatch.setattr(parquet, "read_segment", no_lenient_way)
+    assert segment_to_table(seg).equals(records_to_table(records), check_metadata=True)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_the_flusher_ends_even_when_its_writer_thread_dies(store: Path, monkeypatch):
+    """A writer thread killed by something unexpected must not leave the converter blocked
+    on a full queue: the worker could then never finish at EOF. Its batches stay in the
+    journal for the next start's replay."""
+    import threading
+
+    from llm_proxy.addon import worker as worker_mod
+    from llm_proxy.audit import AuditConfig
+
+    class Unexpected(BaseException):
+        pass
+
+    def dies(*args, **kwargs):
+        raise Unexpected
+
+    monkeypatch.setattr(worker_mod, "flush_table", dies)
+    flusher = worker_mod._Flusher(store, "host1")
+    flusher.start()
+    for seq in range(1, 6):
+        batch = worker_mod._Batch(store / JOURNAL_DIR, "host1", AuditConfig(fsync="never"), seq)
+        batch.segment.append(encode_record(rec(seq)), 1)
+        batch.count = 1
+        flusher.jobs.put(batch)
+    flusher.jobs.put(None)
+    joined = threading.Thread(target=flusher.join, daemon=True)
+    joined.start()
+    joined.join(15)
+    assert not joined.is_alive(), "the flusher hung"
+    assert len(list_segments(store / JOURNAL_DIR)) == 5

@@ -8,7 +8,7 @@ acknowledges it (cumulatively, by sequence number), so the proxy relays a respon
 record is journaled (with ``ack = "received"`` it relays at once and keeps the capture until
 then, to resend it should this process die). Raw, unredacted data only ever crosses the socket: it never touches disk.
 
-A flusher thread turns full journal segments into Parquet. On EOF (the proxy stopped or was
+Two flusher threads turn full journal segments into Parquet. On EOF (the proxy stopped or was
 killed) everything is flushed and the process exits.
 """
 
@@ -92,14 +92,25 @@ class _Flusher:
             thread.join()
 
     def _convert(self) -> None:
-        while (batch := self.jobs.get()) is not None:
+        try:
+            while (batch := self.jobs.get()) is not None:
+                try:
+                    batch.segment.sync()
+                    table: Any = segment_to_table(batch.segment.path)
+                except Exception as exc:  # reported (and the journal kept) by _write, in order
+                    table = exc
+                self._hand_on((batch, table))
+        finally:  # whatever happened, the writer ends and join() returns
+            self._hand_on(None)
+
+    def _hand_on(self, item: tuple[_Batch, Any] | None) -> None:
+        """Queue for the writer unless it has died (its batches stay in the journal)."""
+        while self._threads[1].is_alive():
             try:
-                batch.segment.sync()
-                table: Any = segment_to_table(batch.segment.path)
-            except Exception as exc:  # reported (and the journal kept) by _write, in order
-                table = exc
-            self._converted.put((batch, table))
-        self._converted.put(None)
+                self._converted.put(item, timeout=1.0)
+                return
+            except queue.Full:
+                continue
 
     def _write(self) -> None:
         while (item := self._converted.get()) is not None:
@@ -109,10 +120,19 @@ class _Flusher:
                     raise table
                 flush_table(self.store, batch.segment.path, self.instance, batch.segment.seq, table)
             except Exception as exc:  # the segment stays and is replayed on the next start
-                print(f"llm-audit worker: Parquet flush failed, journal kept: {exc}",
-                      file=sys.stderr, flush=True)
+                _warn(f"Parquet flush failed, journal kept: {exc}")
             finally:
-                batch.segment.close()
+                try:
+                    batch.segment.close()
+                except OSError as exc:
+                    _warn(f"closing a journal segment failed: {exc}")
+
+
+def _warn(message: str) -> None:
+    try:
+        print(f"llm-audit worker: {message}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):  # no stderr left: the journal is what matters
+        pass
 
 
 def _complete_frames(buf: bytearray) -> tuple[list[dict[str, Any]], int]:
@@ -154,7 +174,7 @@ def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> 
     make_dirs(store)
     if cfg.ack == "received":  # nothing waits for this process: let the request path go first
         os.nice(RECEIVED_NICE)  # before any thread starts: Linux applies nice per thread
-    # The flusher thread turns batches into Parquet while this thread journals and acks: when
+    # The flusher turns batches into Parquet while this thread journals and acks: when
     # a capture arrives during a flush, this thread must get the GIL within a fraction of a
     # millisecond, not the default 5 ms switch interval (every waiting client would pay it).
     sys.setswitchinterval(0.0005)
@@ -173,6 +193,9 @@ def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> 
     chunk = bytearray(1 << 20)
     chunk_view = memoryview(chunk)
     eof = False
+    # Once the proxy is gone, acknowledgements fail, but what it wrote before dying is still in
+    # the socket (with ack = "received" those responses were relayed): read it all, up to EOF.
+    proxy_gone = False
     # received: nobody waits for an ack, so one per burst (fewer wake-ups of the proxy's loop)
     ack_each = cfg.ack == "journaled" and cfg.fsync != "always"
 
@@ -192,7 +215,10 @@ def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> 
         if ready:
             # into one reused buffer: ``recv(1 MiB)`` would map, shrink and unmap a fresh
             # megabyte per call (three syscalls and page faults per wake-up)
-            got = sock.recv_into(chunk)
+            try:
+                got = sock.recv_into(chunk)
+            except OSError:  # reset: the kernel hands out what was queued before the error
+                got = 0
             if not got:
                 eof = True
             buf += chunk_view[:got]
@@ -216,12 +242,14 @@ def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> 
                 batch.count += 1
                 lines.append(encode_record(record))
             if ack_each:  # the first response of a burst must not wait for the last record
-                eof = not _journal_and_ack(sock, batch, lines, group_seq) or eof
+                proxy_gone = not _journal_and_ack(sock, batch, lines,
+                                                  -1 if proxy_gone else group_seq) or proxy_gone
                 lines, acked = [], group_seq
         # journaled: the proxy may relay these responses now. received: the proxy may forget
         # these captures (until then it keeps them, to resend them if this process dies)
-        eof = not _journal_and_ack(sock, batch, lines,
-                                   group_seq if group_seq > acked else -1) or eof
+        proxy_gone = not _journal_and_ack(
+            sock, batch, lines, group_seq if group_seq > acked and not proxy_gone else -1
+        ) or proxy_gone
         if batch.count >= cfg.flush_records or time.monotonic() >= deadline:
             rotate()
     rotate()

@@ -112,6 +112,13 @@ def _stage(data: pa.Table | pa.RecordBatchReader, final: Path, stage: str) -> _S
                 raise
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            ours = os.path.samestat(os.fstat(fd), os.stat(tmp))
+        except FileNotFoundError:
+            ours = False
+        if not ours:
+            # a sweep took it for a dead process's file before the lock was ours
+            raise StoreError(f"stage file {tmp} was removed while being created; run again")
         if isinstance(data, pa.Table):
             # Arrow opens the file itself: its writes need no GIL (a Python file object took
             # it for every page) and no copy of the file in memory

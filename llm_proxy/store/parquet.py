@@ -88,7 +88,7 @@ def segment_to_table(segment: Path) -> pa.Table:
         try:
             table = _read_json(data, block_size)
             break
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
+        except (pa.ArrowException, OverflowError):  # (OverflowError: a block over 2 GiB)
             if block_size > len(data):
                 break
     if table is not None:
@@ -96,7 +96,7 @@ def segment_to_table(segment: Path) -> pa.Table:
         for i, field in enumerate(RECORD_SCHEMA):
             if field.type != table.schema.field(i).type:
                 table = table.set_column(i, field, table.column(i).cast(field.type))
-        return table
+        return table.replace_schema_metadata(RECORD_SCHEMA.metadata)  # the schema version
     return records_to_table(list(read_segment(segment)))
 
 
