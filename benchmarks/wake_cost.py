@@ -23,16 +23,19 @@ def sender_cpu_us(receiver: str, sends: int, gap_s: float) -> float:
     """Mean thread CPU µs of one 2.2 KB send() while the receiver waits on ``receiver``."""
     ours, theirs = socket.socketpair()
     pid = os.fork()
-    if pid == 0:  # the receiver: drains the socket until EOF
-        ours.close()
-        buf = bytearray(1 << 20)
-        while True:
-            if receiver == "select":
-                select.select([theirs], [], [])
-            else:
-                time.sleep(0.02)
-            if not theirs.recv_into(buf):
-                os._exit(0)
+    if pid == 0:  # the receiver: drains the socket until EOF, and never returns into main()
+        try:
+            ours.close()
+            buf = bytearray(1 << 20)
+            while True:
+                if receiver == "select":
+                    select.select([theirs], [], [])
+                else:
+                    time.sleep(0.02)
+                if not theirs.recv_into(buf):
+                    break
+        finally:
+            os._exit(0)
     theirs.close()
     payload = b"x" * 2200
     cpu = 0.0
@@ -51,9 +54,13 @@ def sender_cpu_us(receiver: str, sends: int, gap_s: float) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sends", type=int, default=3000)
-    p.add_argument("--gap-ms", type=float, default=1.5, help="busy time between sends")
+    p.add_argument("--gap-ms", type=float, default=1.5,
+                   help="busy time between sends (>= 0.5: shorter fills the socket within the "
+                        "sleeping receiver's 20 ms, and the baseline send would block)")
     p.add_argument("--rounds", type=int, default=2)
     args = p.parse_args()
+    if args.sends < 1 or args.gap_ms < 0.5:
+        p.error("--sends must be at least 1 and --gap-ms at least 0.5")
     for _ in range(args.rounds):
         woken = sender_cpu_us("select", args.sends, args.gap_ms / 1000)
         asleep = sender_cpu_us("sleep", args.sends, args.gap_ms / 1000)

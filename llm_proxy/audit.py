@@ -26,7 +26,8 @@ EXPORTER_KINDS = ("elasticsearch", "s3", "webhook")
 FSYNC_POLICIES = ("always", "interval", "never")
 # journaled: a response is relayed once its record is in the journal (survives kill -9 of the
 # proxy and of its capture worker); received: as soon as the capture is in the worker's socket
-# (survives kill -9 of the proxy, not of the worker; no wait for the worker at all)
+# (survives kill -9 of the proxy or of the worker, which gets unjournaled captures resent; not
+# of both at once; no wait for the worker at all)
 ACK_POLICIES = ("journaled", "received")
 
 _EXPORTER_REQUIRED = {"elasticsearch": "endpoint", "s3": "bucket", "webhook": "endpoint"}

@@ -25,8 +25,9 @@ __all__ = ["PARQUET_OPTIONS", "encode_parquet", "fsync_dir", "records_to_table",
 
 
 # Rows converted per call. The conversion holds the GIL for its whole call (it reads Python
-# objects), and the capture worker's flusher thread shares that GIL with the thread that
-# journals and acknowledges records: slices of ~2 ms keep a flush from holding back acks.
+# objects); where it runs beside the capture worker's journaling thread (the worker's replay;
+# the live flush reads segments with ``segment_to_table`` instead), slices of ~2 ms keep it
+# from holding back acknowledgements.
 _CONVERT_ROWS = 256
 
 
