@@ -170,13 +170,6 @@ def _ack(sock: socket.socket, seq: int) -> bool:
         return False
 
 
-def _journal_and_ack(sock: socket.socket, batch: _Batch, lines: list[bytes], seq: int) -> bool:
-    """Append ``lines`` to the journal, then acknowledge every capture up to ``seq``."""
-    if lines:
-        batch.segment.append(b"".join(lines), len(lines))
-    return seq < 0 or _ack(sock, seq)
-
-
 def _next_seq(last: int) -> int:
     return max(time.time_ns() // 1000, last + 1)
 
@@ -208,6 +201,15 @@ def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> 
     # Once the proxy is gone, acknowledgements fail, but what it wrote before dying is still in
     # the socket (with ack = "received" those responses were relayed): read it all, up to EOF.
     proxy_gone = False
+
+    def journal_and_ack(lines: list[bytes], seq: int) -> None:
+        """Append ``lines`` to the journal, then acknowledge every capture up to ``seq``."""
+        nonlocal proxy_gone
+        if lines:
+            batch.segment.append(b"".join(lines), len(lines))
+        if seq >= 0 and not proxy_gone:
+            proxy_gone = not _ack(sock, seq)
+
     # received: nobody waits for an ack, so one per burst (fewer wake-ups of the proxy's loop)
     ack_each = cfg.ack == "journaled" and cfg.fsync != "always"
 
@@ -262,14 +264,11 @@ def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> 
                 batch.count += 1
                 lines.append(encode_record(record))
             if ack_each:  # the first response of a burst must not wait for the last record
-                proxy_gone = not _journal_and_ack(sock, batch, lines,
-                                                  -1 if proxy_gone else group_seq) or proxy_gone
+                journal_and_ack(lines, group_seq)
                 lines, acked = [], group_seq
         # journaled: the proxy may relay these responses now. received: the proxy may forget
         # these captures (until then it keeps them, to resend them if this process dies)
-        proxy_gone = not _journal_and_ack(
-            sock, batch, lines, group_seq if group_seq > acked and not proxy_gone else -1
-        ) or proxy_gone
+        journal_and_ack(lines, group_seq if group_seq > acked else -1)
         if batch.count >= cfg.flush_records or time.monotonic() >= deadline:
             rotate()
     rotate()
