@@ -18,14 +18,19 @@ whole at the end (the client's first token arrives with the last), while the add
 chunk by chunk; ``bare-stream`` is bare mitmdump told to stream every body
 (``stream_large_bodies=1``), the same relay behaviour without the addon — the fair comparison.
 
+``--other-tree DIR`` also runs the addon from another checkout (say ``git worktree add
+/tmp/before HEAD~1``) as ``other`` (and ``other-received``) proxies of the same run: an A/B of a
+change, free of the drift between runs.
+
 Usage: python benchmarks/proxy_overhead.py [--duration 20] [--slice 1] [--received] [--floors]
-           [--loads chat-moderate,...] [--memory-flows 100000]
+           [--loads chat-moderate,...] [--memory-flows 100000] [--other-tree DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -74,25 +79,40 @@ def run_load(proxy: ProxyProcess, target: str, ca: str, mode: str, conc: int, ra
 
 
 def start_proxy(tag: str, load: str, args, mock_ca: str, tmp: Path) -> ProxyProcess:
-    """``bare``, ``bare-stream``, ``addon`` (config ack = --ack), ``addon-received``, or a
-    floor (``floor-hooks``, ``floor-defer``: see floor_addons.py)."""
+    """``bare``, ``bare-stream``, ``addon`` (config ack = --ack), ``addon-received``, the same
+    two from ``--other-tree`` (``other``, ``other-received``), or a floor (``floor-hooks``,
+    ``floor-defer``, ``floor-echo``: see floor_addons.py)."""
     extra: list[str] = []
     if tag == "bare-stream":
         extra = ["--set", "stream_large_bodies=1"]
     elif tag.startswith("floor-"):
         extra = ["-s", str(ROOT / "benchmarks" / "floor_addons.py"), "--set", f"floor={tag[6:]}"]
+    with_addon = tag.startswith(("addon", "other"))
     config = None
-    if tag.startswith("addon"):
+    if with_addon:
         config = tmp / f"audit-{tag}.toml"
-        config.write_text(f'ack = "{"received" if tag == "addon-received" else args.ack}"\n')
+        config.write_text(f'ack = "{"received" if tag.endswith("-received") else args.ack}"\n')
     proxy = ProxyProcess(store=tmp / f"store-{tag}-{load}", confdir=tmp / "mitm",
-                         upstream_ca=Path(mock_ca), bare=not tag.startswith("addon"),
+                         upstream_ca=Path(mock_ca), bare=not with_addon,
                          extra_args=extra, config=config)
-    proxy.start()
+    # ``python -m llm_proxy`` imports from its working directory first: the proxy (and the
+    # worker it spawns) runs the code of the tree it is started in
+    tree = Path(args.other_tree).resolve() if tag.startswith("other") else ROOT
+    cwd, env_path = os.getcwd(), os.environ.get("PYTHONPATH")
+    try:
+        os.chdir(tree)
+        os.environ["PYTHONPATH"] = str(tree)
+        proxy.start()
+    finally:
+        os.chdir(cwd)
+        if env_path is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = env_path
     # proxies of one run share a confdir, so the CA bundle that start() waits for may be an
     # earlier proxy's: wait for this one's capture worker too, whose CPU is counted
     deadline = time.monotonic() + 30
-    while tag.startswith("addon") and not children(proxy.proc.pid):
+    while (with_addon or tag == "floor-echo") and not children(proxy.proc.pid):
         if time.monotonic() > deadline:
             raise RuntimeError(f"{tag}: no capture worker after 30 s: {proxy.log_tail()}")
         time.sleep(0.05)
@@ -167,11 +187,13 @@ def main() -> None:
     p.add_argument("--received", action="store_true",
                    help="also measure an addon proxy with ack = received")
     p.add_argument("--floors", action="store_true",
-                   help="also measure the reference addons of floor_addons.py (hooks, defer) "
+                   help="also measure the reference addons of floor_addons.py (hooks, defer, echo) "
                         "under the chat loads")
     p.add_argument("--upstream-latency-ms", type=float, default=0.0,
                    help="the mock's delay before each answer (a real LLM API takes 100s of ms; "
                         "with some, the capture's request work overlaps it)")
+    p.add_argument("--other-tree", default="",
+                   help="also measure the addon of this checkout (A/B of a change, same run)")
     p.add_argument("--json", default="", help="append every measurement, turn by turn, to "
                    "this file (JSON lines)")
     args = p.parse_args()
@@ -197,7 +219,10 @@ def main() -> None:
             stream = LOADS[load][0] == "stream"
             tags = ["bare", *(["bare-stream"] if stream else []), "addon",
                     *(["addon-received"] if args.received else []),
-                    *(["floor-hooks", "floor-defer"] if args.floors and not stream else [])]
+                    *(["other"] if args.other_tree else []),
+                    *(["other-received"] if args.other_tree and args.received else []),
+                    *(["floor-hooks", "floor-defer", "floor-echo"] if args.floors and not stream
+                      else [])]
             measured = measure(tags, load, args, mock_port, str(mock_ca), tmp)
             if args.json:
                 with open(args.json, "a") as fh:

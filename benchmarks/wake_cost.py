@@ -3,9 +3,9 @@
 mitmproxy's event loop is the proxy's bottleneck, so whatever it pays per request counts. When
 the receiving process is blocked on the socket (select), the kernel must wake it: on a VM that
 is an inter-processor interrupt, paid by the sender. When the receiver is asleep on a timer
-instead, nobody waits on the socket and the send only copies. The capture worker sleeps a few
-milliseconds after each burst in ``ack = "received"`` mode for this reason (worker.py,
-RECEIVED_LINGER_S). The sender here is busy between sends, as a loaded event loop is.
+instead, nobody waits on the socket and the send only copies. The capture worker, in
+``ack = "received"`` mode, looks at the socket every few milliseconds instead of waiting on it
+for this reason (worker.py, RECEIVED_POLL_S). The sender here is busy between sends, as a loaded event loop is.
 
 Usage: python benchmarks/wake_cost.py [--sends 3000] [--gap-ms 1.5]
 """

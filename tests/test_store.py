@@ -188,18 +188,43 @@ def test_what_arrows_reader_rejects_is_read_the_lenient_way(store: Path):
     assert segment_to_table(seg).column("input_tokens").to_pylist() == [1, 2]
 
 
+def test_a_wrongly_typed_journal_value_breaks_neither_queries_nor_the_flush(store: Path, capsys):
+    """A journal line damaged or edited on disk — valid JSON, a value of the wrong type — used
+    to fail the whole conversion: every query of the store and every flush of the segment. Now
+    the value is null, the record says why, and a record without a usable ts is left out."""
+    seg = journal(store, [rec(1), rec(2, input_tokens="lots", error_trace="earlier note"),
+                          rec(3, ts="yesterday"), rec(4)])
+    con = connect(store)
+    rows = con.execute("select input_tokens, error_trace from flows order by id").fetchall()
+    assert rows == [(1, None),
+                    (None, "earlier note; journal: unreadable input_tokens stored as null"),
+                    (4, None)]
+    assert replay(store) == 3  # the segment reaches Parquet (it used to stay, failing, forever)
+    assert "skipped a journal record without a usable id and ts" in capsys.readouterr().err
+    assert not seg.exists()
+    assert connect(store).execute("select count(*) from flows").fetchone() == (3,)
+
+
 def test_a_batch_that_cannot_be_flushed_keeps_its_journal_and_the_next_one_flushes(
-        store: Path, capsys):
+        store: Path, capsys, monkeypatch):
     """The flusher's two threads (reading into Arrow, encoding) keep the batches' order and
     report a failure in its place: the bad segment stays for replay, later ones go on."""
+    from llm_proxy.addon import worker as worker_mod
     from llm_proxy.addon.worker import _Batch, _Flusher
     from llm_proxy.audit import AuditConfig
 
+    real_flush = worker_mod.flush_table
+
+    def flush_table(store, segment, instance, seq, table):
+        if seq == 2:
+            raise OSError(28, "No space left on device")
+        return real_flush(store, segment, instance, seq, table)
+
+    monkeypatch.setattr(worker_mod, "flush_table", flush_table)
     flusher = _Flusher(store, "host1")
     flusher.start()
     batches = []
-    for seq, records in enumerate(([rec(1)], [rec(2, input_tokens="not a number")],
-                                   [rec(3)], [rec(4)]), 1):
+    for seq, records in enumerate(([rec(1)], [rec(2)], [rec(3)], [rec(4)]), 1):
         batch = _Batch(store / JOURNAL_DIR, "host1", AuditConfig(fsync="never"), seq)
         batch.segment.append(b"".join(encode_record(r) for r in records), len(records))
         batch.count = len(records)

@@ -52,18 +52,26 @@ ACK = struct.Struct("!Q")
 # +0.52 ms p50 at nice 0, +0.37 ms at 10, +0.30 ms at 19 (throughput at saturation the same
 # within noise). 10, not 19: against a busy process on its core the worker still gets ~10 %.
 RECEIVED_NICE = 10
-# ... and after a burst it sleeps a little before it looks again, instead of waiting on the
-# socket at once: a send() that wakes a process blocked on the socket cost the *sender* 31 µs
-# of CPU on this VM (the inter-processor wake-up), one into a socket nobody waits on 8 µs
-# (measured with a socketpair). Under load, captures then arrive while the worker sleeps and
-# mitmproxy's event loop, the bottleneck, no longer pays for waking it per request. Measured
-# at saturation with both variants in the same interleaved runs (three): proxy CPU added per
-# request 0.042–0.124 ms without, 0.003–0.065 ms with 5 ms (lower in each run, by 0.047 ms
-# on average), throughput 0.955–0.963x vs 0.952–0.988x bare.
-# Not after a large read (big bodies fill the socket, and the proxy would wait), not when more
-# is already waiting, and never with ack = "journaled", where each response waits for it.
-RECEIVED_LINGER_S = 0.005
-_LINGER_MAX_READ = 64 * 1024
+# ... and it does not wait on the socket while captures keep coming: it looks, and when nothing
+# is there it sleeps RECEIVED_POLL_S. A send() that wakes a process blocked on the socket cost
+# the *sender* — mitmproxy's event loop, the bottleneck — 31 µs of CPU on this VM (the
+# inter-processor wake-up), one into a socket nobody waits on 8 µs (benchmarks/wake_cost.py).
+# Sleeping only after a burst (session 4) spared that under load; at a moderate rate every
+# capture still found the worker blocked. After RECEIVED_POLL_FOR_S without a capture it
+# blocks again (an idle proxy should not keep a process waking 200 times a second).
+# Not after a large read (big bodies fill the socket and the proxy waits): then it waits on
+# the socket for at most RECEIVED_POLL_S. Never with ack = "journaled", where each response
+# waits for the worker.
+RECEIVED_POLL_S = 0.005
+RECEIVED_POLL_FOR_S = 1.0
+_LARGE_READ = 64 * 1024
+# ... and it acknowledges lazily: an acknowledgement only lets the proxy forget captures it
+# keeps for a resend, yet each one wakes the proxy's idle event loop. At most every
+# RECEIVED_ACK_DELAY_S, or at once after RECEIVED_ACK_RECORDS records, a large read or a frame
+# that spanned reads (then the socket was full and the proxy may be waiting for this
+# acknowledgement), and always before blocking.
+RECEIVED_ACK_DELAY_S = 0.1
+RECEIVED_ACK_RECORDS = 256
 
 
 def encode_frame(obj: Any) -> bytes:
@@ -210,8 +218,10 @@ def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> 
         if seq >= 0 and not proxy_gone:
             proxy_gone = not _ack(sock, seq)
 
-    # received: nobody waits for an ack, so one per burst (fewer wake-ups of the proxy's loop)
+    # journaled: each record acknowledged as soon as it is built (the first response of a burst
+    # must not wait for the last record). received: lazily (see RECEIVED_ACK_DELAY_S).
     ack_each = cfg.ack == "journaled" and cfg.fsync != "always"
+    polling = cfg.ack == "received"
 
     def rotate() -> None:
         nonlocal batch, seq
@@ -222,16 +232,26 @@ def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> 
         else:
             batch.opened = time.monotonic()
 
-    linger = cfg.ack == "received"
     got = 0
-    caps: list[dict[str, Any]] = []
+    last_capture = time.monotonic()
+    owed_seq = -1  # received: journaled, not yet acknowledged
+    owed_count = 0
+    owed_since = 0.0
     while not eof:
-        if (linger and caps and got < _LINGER_MAX_READ
-                and not select.select([sock], [], [], 0)[0]):  # (if something waits: read it)
-            time.sleep(RECEIVED_LINGER_S)
         deadline = batch.opened + cfg.flush_seconds
         timeout = max(0.0, deadline - time.monotonic())
+        if polling:
+            if got >= _LARGE_READ:  # the proxy may be waiting to write the rest: be woken
+                timeout = min(timeout, RECEIVED_POLL_S)
+            elif time.monotonic() - last_capture < RECEIVED_POLL_FOR_S:
+                if not select.select([sock], [], [], 0)[0]:
+                    time.sleep(RECEIVED_POLL_S)
+                timeout = 0.0
+            elif owed_seq >= 0:  # about to block: settle up first
+                journal_and_ack([], owed_seq)
+                owed_seq, owed_count = -1, 0
         ready, _, _ = select.select([sock], [], [], timeout)
+        had_partial = bool(buf)
         if ready:
             # into one reused buffer: ``recv(1 MiB)`` would map, shrink and unmap a fresh
             # megabyte per call (three syscalls and page faults per wake-up)
@@ -263,12 +283,24 @@ def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> 
                 # (else resent by the proxy after a worker crash; replay has it already)
                 batch.count += 1
                 lines.append(encode_record(record))
-            if ack_each:  # the first response of a burst must not wait for the last record
+            if ack_each:
                 journal_and_ack(lines, group_seq)
                 lines, acked = [], group_seq
-        # journaled: the proxy may relay these responses now. received: the proxy may forget
-        # these captures (until then it keeps them, to resend them if this process dies)
-        journal_and_ack(lines, group_seq if group_seq > acked else -1)
+        if caps:
+            last_capture = time.monotonic()
+        if not polling:  # journaled: the proxy may relay these responses now
+            journal_and_ack(lines, group_seq if group_seq > acked else -1)
+        else:  # received: the proxy may forget these captures (kept until then, for a resend)
+            journal_and_ack(lines, -1)
+            if group_seq >= 0:
+                if owed_seq < 0:
+                    owed_since = time.monotonic()
+                owed_seq, owed_count = group_seq, owed_count + len(caps)
+            if owed_seq >= 0 and (got >= _LARGE_READ or (had_partial and offset) or eof
+                                  or owed_count >= RECEIVED_ACK_RECORDS
+                                  or time.monotonic() - owed_since >= RECEIVED_ACK_DELAY_S):
+                journal_and_ack([], owed_seq)
+                owed_seq, owed_count = -1, 0
         if batch.count >= cfg.flush_records or time.monotonic() >= deadline:
             rotate()
     rotate()

@@ -7,6 +7,7 @@ reader or a crash never sees half a file and nothing modifies a finalised file i
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Mapping
 from operator import itemgetter
 from pathlib import Path
@@ -46,11 +47,54 @@ def _batch(rows: list[Mapping[str, Any]]) -> pa.RecordBatch:
 
 
 def records_to_table(records: Iterable[Mapping[str, Any]]) -> pa.Table:
-    """Columnar conversion; missing keys are null, ``ts`` is integer microseconds (UTC)."""
+    """Columnar conversion; missing keys are null, ``ts`` is integer microseconds (UTC).
+
+    A value of the wrong type (a journal line edited or damaged on disk) does not fail the
+    whole conversion — which would break every query of the journal and every flush of its
+    segment: the value is stored as null and the record's ``error_trace`` says which column.
+    A record without a usable ``id`` or ``ts`` cannot be placed in a partition; it is left
+    out, with a warning on stderr.
+    """
     rows = records if isinstance(records, list) else list(records)
-    return pa.Table.from_batches([_batch(rows[i:i + _CONVERT_ROWS])
-                                  for i in range(0, len(rows), _CONVERT_ROWS)],
-                                 schema=RECORD_SCHEMA)
+    batches = []
+    for i in range(0, len(rows), _CONVERT_ROWS):
+        chunk = rows[i:i + _CONVERT_ROWS]
+        try:
+            batches.append(_batch(chunk))
+        except _UNCONVERTIBLE:
+            repaired = [r for r in map(_repaired, chunk) if r is not None]
+            batches.append(pa.RecordBatch.from_pylist(repaired, schema=RECORD_SCHEMA))
+    return pa.Table.from_batches(batches, schema=RECORD_SCHEMA)
+
+
+_UNCONVERTIBLE = (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError)
+
+
+def _repaired(row: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """``row`` with every value its column cannot hold set to null (and noted), or None."""
+    try:
+        pa.RecordBatch.from_pylist([row], schema=RECORD_SCHEMA)
+        return row
+    except _UNCONVERTIBLE:
+        pass
+    fixed = dict(row)
+    bad = []
+    for field in RECORD_SCHEMA:
+        value = row.get(field.name)
+        if value is None:
+            continue
+        try:
+            pa.array([value], type=field.type)
+        except _UNCONVERTIBLE:
+            fixed[field.name] = None
+            bad.append(field.name)
+    if fixed.get("id") is None or fixed.get("ts") is None:
+        print(f"llm-audit: skipped a journal record without a usable id and ts "
+              f"(id={str(row.get('id'))[:40]!r})", file=sys.stderr)
+        return None
+    note = f"journal: unreadable {', '.join(bad)} stored as null"
+    fixed["error_trace"] = f"{fixed['error_trace']}; {note}" if fixed.get("error_trace") else note
+    return fixed
 
 
 # The journal writes ``ts`` as integer microseconds: read as such, then cast (zero-copy).

@@ -85,7 +85,9 @@ def unflushed_records(store: Path, segment: Path) -> list[dict[str, Any]]:
     records = list(read_segment(segment))
     if not done:
         return records
-    return [r for r in records if "/".join(partition_of(r["ts"])) not in done]
+    # (a ts that is no integer cannot be placed: records_to_table leaves that record out)
+    return [r for r in records
+            if not isinstance(r.get("ts"), int) or "/".join(partition_of(r["ts"])) not in done]
 
 
 def replay(store: Path, recovered_ids: set[str] | None = None) -> int:
@@ -107,9 +109,11 @@ def replay(store: Path, recovered_ids: set[str] | None = None) -> int:
                 continue
             records = unflushed_records(store, segment)
             seen: set[str] = set()
-            unique = [r for r in records if not (r["id"] in seen or seen.add(r["id"]))]
-            flush_records(store, segment, instance, seq, unique)
-            recovered += len(unique)
+            unique = [r for r in records if not isinstance(r.get("id"), str)
+                      or not (r["id"] in seen or seen.add(r["id"]))]
+            table = records_to_table(unique)
+            flush_table(store, segment, instance, seq, table)
+            recovered += table.num_rows
             if recovered_ids is not None:
                 recovered_ids.update(seen)
         finally:
