@@ -154,9 +154,13 @@ def turn_ratio(a: dict, b: dict) -> float:
     return median(ratios) if ratios else float("nan")
 
 
-def memory_run(flows: int, mock_port: int, mock_ca: str, tmp: Path) -> list[tuple[int, float, float]]:
+def memory_run(flows: int, mock_port: int, mock_ca: str, tmp: Path,
+               ack: str) -> list[tuple[int, float, float]]:
     """RSS of proxy and worker sampled while ``flows`` requests pass (saturating load)."""
-    proxy = ProxyProcess(store=tmp / "store-memory", confdir=tmp / "mitm", upstream_ca=Path(mock_ca))
+    config = tmp / "audit-memory.toml"
+    config.write_text(f'ack = "{ack}"\n')
+    proxy = ProxyProcess(store=tmp / "store-memory", confdir=tmp / "mitm", upstream_ca=Path(mock_ca),
+                         config=config)
     proxy.start()
     samples = []
     done = 0
@@ -252,8 +256,8 @@ def main() -> None:
             print(f"{load:<16} {tag:<15} {base:<15} {ratio:>9.3f}x {p50:>13.3f} {cpu:>23.3f} "
                   f"{worker:>18.3f}")
         if args.memory_flows:
-            print(f"\nmemory over {args.memory_flows} flows (RSS):")
-            memory_run(args.memory_flows, mock_port, str(mock_ca), tmp)
+            print(f"\nmemory over {args.memory_flows} flows (RSS), ack = {args.ack}:")
+            memory_run(args.memory_flows, mock_port, str(mock_ca), tmp, args.ack)
     finally:
         mock.terminate()
         mock.wait(10)

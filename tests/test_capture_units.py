@@ -56,10 +56,35 @@ def test_huge_body_is_truncated_and_marked():
     assert len(body.text) == 5000  # the parser still sees the whole body
 
 
-def test_decompression_bomb_is_bounded():
-    bomb = gzip.compress(b"\0" * (64 * 1024 * 1024))
-    body = decode_body(bomb, content_encoding="gzip", content_type=None, cap=1000)
+def _streamed_bomb(encoding: str, megabytes: int) -> bytes:
+    """``megabytes`` MiB of zeros compressed chunk by chunk (never held whole in memory)."""
+    zeros = bytes(1 << 20)
+    if encoding == "br":
+        c = brotli.Compressor(quality=1)
+        return b"".join(c.process(zeros) for _ in range(megabytes)) + c.finish()
+    if encoding == "zstd":
+        z = zstandard.ZstdCompressor().compressobj()
+        return b"".join(z.compress(zeros) for _ in range(megabytes)) + z.flush()
+    d = zlib.compressobj(1, zlib.DEFLATED, 31 if encoding == "gzip" else zlib.MAX_WBITS)
+    return b"".join(d.compress(zeros) for _ in range(megabytes)) + d.flush()
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "zstd"])
+def test_decompression_bomb_is_bounded(encoding):
+    """A few hundred KB that inflate to 512 MiB: decoded up to the limit, marked truncated,
+    never inflated whole (a worker out of memory would be restarted and sent it again)."""
+    import resource
+
+    from llm_proxy.addon.bodies import DECOMPRESS_LIMIT
+
+    bomb = _streamed_bomb(encoding, 512)
+    assert len(bomb) < 4 << 20
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    body = decode_body(bomb, content_encoding=encoding, content_type=None, cap=1000)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert body.truncated
+    assert len(body.text or "") <= DECOMPRESS_LIMIT
+    assert grown_mb < 200, f"{encoding}: peak memory grew by {grown_mb:.0f} MB"
 
 
 def test_fingerprint_shows_prefix_last4_and_hash_only():

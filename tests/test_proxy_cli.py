@@ -78,6 +78,8 @@ def test_proxy_with_the_seed_config_prints_client_setup(mock, tmp_path: Path):
     out = proxy.log_tail(100)
     assert f"export HTTPS_PROXY=http://127.0.0.1:{proxy.port}" in out
     assert "llm-audit-ca-bundle.pem" in out
+    # a store other than the default: the line that lets a bare `llm-audit sql` find it
+    assert f"export LLM_AUDIT_STORE={proxy.store}" in out
     assert "azure-style-secret-123456" not in r["request_headers"]
     bundle = proxy.ca_bundle.read_text()
     assert bundle.count("BEGIN CERTIFICATE") > 10, "system CAs + the mitmproxy CA, not the bare CA"

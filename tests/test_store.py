@@ -286,3 +286,24 @@ def test_the_flusher_ends_even_when_its_writer_thread_dies(store: Path, monkeypa
     joined.join(15)
     assert not joined.is_alive(), "the flusher hung"
     assert len(list_segments(store / JOURNAL_DIR)) == 5
+
+
+@pytest.mark.parametrize("fsync", ["always", "interval", "never"])
+def test_a_new_segment_s_name_is_made_durable_with_its_lines(store: Path, monkeypatch, fsync):
+    """fsyncing a segment's lines is not enough after a power loss: the folder entry of a new
+    segment must reach the disk too, or the segment vanishes with every synced line in it."""
+    import time
+
+    from llm_proxy.store import journal as journal_mod
+
+    synced: list[Path] = []
+    real = journal_mod.fsync_dir
+    monkeypatch.setattr(journal_mod, "fsync_dir", lambda path: (synced.append(path), real(path)))
+    seg = JournalSegment(store / JOURNAL_DIR, "host1", 1, fsync=fsync, fsync_interval_s=0.05)
+    seg.append(encode_record(rec(1)), 1)
+    if fsync == "interval":
+        deadline = time.monotonic() + 10
+        while not synced and time.monotonic() < deadline:
+            time.sleep(0.01)
+    seg.close()
+    assert synced == ([] if fsync == "never" else [store / JOURNAL_DIR])

@@ -38,8 +38,11 @@ def _decompress(raw: bytes, encoding: str, limit: int) -> tuple[bytes, bool]:
     elif encoding == "br":
         import brotli
 
-        out = brotli.Decompressor().process(raw)
-        return out[:limit], len(out) > limit
+        d = brotli.Decompressor()
+        # capped like the others: a few KB of br can inflate to gigabytes (and the worker
+        # that ran out of memory would be sent the same capture again after its restart)
+        out = d.process(raw, output_buffer_limit=limit + 1)
+        return out[:limit], len(out) > limit or not d.can_accept_more_data()
     elif encoding == "zstd":
         import zstandard
 

@@ -41,25 +41,36 @@ log = logging.getLogger("llm_proxy")
 _RAW_CAP_FACTOR = 4
 _PREFETCH_MIN = 16 * 1024
 _STREAM_TYPES = ("text/event-stream", "application/x-ndjson", "application/vnd.amazon.eventstream")
+# Chunks whose arrival is noted for the first-token time: the first token nearly always comes
+# within a few chunks, and a bound keeps a long stream's capture small.
+_MARKS_CAP = 256
+_now = time.time  # mitmproxy's timestamps are time.time() too
 
 
 class _Tee:
-    """``flow.response.stream`` callable: relays each chunk unchanged and keeps a bounded copy."""
+    """``flow.response.stream`` callable: relays each chunk unchanged and keeps a bounded copy.
 
-    __slots__ = ("cap", "chunks", "first_at", "kept", "size")
+    It also notes when the first ``_MARKS_CAP`` chunks arrived, as (bytes so far, time)
+    pairs: the worker finds which chunk brought the first token (a stream's first chunk is
+    usually framing — Anthropic's ``message_start``, OpenAI's role-only delta) and takes its
+    time as ``ttfb_ms``. Working out where that token is belongs off the event loop; here it
+    costs one clock read and one append per early chunk.
+    """
+
+    __slots__ = ("cap", "chunks", "kept", "marks", "size")
 
     def __init__(self, cap: int) -> None:
         self.chunks: list[bytes] = []
         self.size = 0
         self.kept = 0
         self.cap = cap
-        self.first_at: float | None = None
+        self.marks: list[tuple[int, float]] = []
 
     def __call__(self, chunk: bytes) -> bytes:
         if chunk:
-            if self.first_at is None:
-                self.first_at = time.time()
             self.size += len(chunk)
+            if len(self.marks) < _MARKS_CAP:
+                self.marks.append((self.size, _now()))
             if self.kept < self.cap:
                 self.chunks.append(chunk)
                 self.kept += len(chunk)
@@ -240,8 +251,8 @@ class AuditAddon:
             cap["rsh"] = resp.headers.fields
             if tee is not None:
                 body = b"".join(tee.chunks)
-                cap.update(t1=tee.first_at or resp.timestamp_start, rsb=body,
-                           rscut=tee.size > tee.kept, rsl=tee.size, sm=True)
+                cap.update(t1=tee.marks[0][1] if tee.marks else resp.timestamp_start, rsb=body,
+                           rscut=tee.size > tee.kept, rsl=tee.size, sm=True, tm=tee.marks)
             else:
                 raw = resp.raw_content or b""
                 cap.update(t1=resp.timestamp_start, rsb=raw[: self._raw_cap],

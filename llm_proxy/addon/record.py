@@ -12,7 +12,9 @@ import hashlib
 import json
 import sys
 import traceback
+from bisect import bisect_right
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -29,11 +31,12 @@ from llm_proxy.addon.credentials import (
 )
 from llm_proxy.audit import AuditConfig
 from llm_proxy.pricing import FREE_OPERATIONS, PriceTable, estimate_usage
-from llm_proxy.providers import parse_exchange
+from llm_proxy.providers import first_token_offset, parse_exchange
 from llm_proxy.redact import ADDRESS_HEADERS, RedactionPolicy, Redactor, merge_counts
 from llm_proxy.schema import COLUMN_GROUPS, RECORD_SCHEMA, empty_record
 
-__all__ = ["RecordBuilder", "classify_transport_error", "ratelimit_usage_pct", "ulid"]
+__all__ = ["RecordBuilder", "classify_transport_error", "first_token_at", "ratelimit_usage_pct",
+           "ulid"]
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -66,6 +69,28 @@ def classify_transport_error(message: str) -> str:
     if "shutdown" in m:
         return "proxy_shutdown"
     return "proxy_error"
+
+
+def first_token_at(marks: list[tuple[int, float]] | None, body: bytes | None,
+                   content_type: str | None, content_encoding: str | None) -> float | None:
+    """When the chunk that brought a streamed response's first token arrived; ``None`` when
+    that cannot be told, and the first chunk's time stands.
+
+    ``marks`` are the tee's (bytes received so far, arrival time) pairs for the first chunks
+    of the stream, ``body`` the raw bytes it kept. The first token's byte offset in the body
+    (``first_token_offset``) falls in the first chunk whose running total passes it.
+    """
+    if not marks or not body or "event-stream" not in (content_type or "").lower():
+        return None  # not SSE: NDJSON and AWS event streams are timed by their first chunk
+    if (content_encoding or "identity").strip().lower() != "identity":
+        # The tee saw the bytes still compressed (a gzip SSE stream): an offset in the decoded
+        # text says nothing about which compressed chunk carried it.
+        return None
+    offset = first_token_offset(body, limit=marks[-1][0])
+    if offset is None:
+        return None
+    index = bisect_right(marks, offset, key=itemgetter(0))
+    return float(marks[index][1]) if index < len(marks) else None  # past the noted chunks
 
 
 def _status_error_type(status: int) -> str | None:
@@ -195,13 +220,24 @@ class RecordBuilder:
         except Exception as exc:  # the proxy must never lose a record to a parsing bug
             record = self._skeleton(cap)
             record["error_type"] = record["error_type"] or "audit_error"
-            record["error_trace"] = traceback.format_exc(limit=8)
+            # A parser's exception can quote the body it choked on (a JSON error, a KeyError's
+            # value): the trace and the log line get the same redaction as the body would.
+            record["error_trace"] = self._redact_log(traceback.format_exc(limit=8))
             self._failures += 1
             if self._failures <= 5 or self._failures % 1000 == 0:  # loud, but not a flood
                 print(f"llm-audit worker: record {record['id']} built from what could be read "
-                      f"({type(exc).__name__}: {exc}); {self._failures} so far; "
-                      "the trace is in its error_trace column", file=sys.stderr, flush=True)
+                      f"({type(exc).__name__}: {self._redact_log(str(exc))}); "
+                      f"{self._failures} so far; the trace is in its error_trace column",
+                      file=sys.stderr, flush=True)
             return _storable(record)
+
+    def _redact_log(self, text: str) -> str:
+        """``text`` redacted for a log or the error_trace column; if the redactor fails too,
+        a placeholder (the text itself may hold what redaction was for)."""
+        try:
+            return self.redactor.redact_text(text)[0]
+        except Exception as exc:
+            return f"[text withheld: redaction failed with {type(exc).__name__}]"
 
     def _skeleton(self, cap: dict[str, Any]) -> dict[str, Any]:
         record = empty_record()
@@ -215,17 +251,15 @@ class RecordBuilder:
         record["endpoint"] = cap["path"].partition("?")[0]
         if cap.get("err"):
             record["error_type"] = classify_transport_error(cap["err"])
-            record["error_message"] = self.redactor.redact_text(cap["err"])[0]
+            record["error_message"] = self._redact_log(cap["err"])
         return record
 
     def _build(self, cap: dict[str, Any]) -> dict[str, Any]:
         cfg = self.config
         record = self._skeleton(cap)
-        t0, t_first, t_end = cap["t0"], cap.get("t1"), cap.get("t2")
+        t0, t_end = cap["t0"], cap.get("t2")
         if t_end:
             record["latency_ms"] = round((t_end - t0) * 1000, 3)
-        if t_first:
-            record["ttfb_ms"] = round((t_first - t0) * 1000, 3)
         record["http_version"] = cap.get("hv")
         record["client_ip"] = cap.get("cip")
 
@@ -239,8 +273,13 @@ class RecordBuilder:
         resp_h = (sanitize_headers(cap["rsh"], cfg.secret_headers)
                   if cap.get("rsh") is not None else None)
         resp_ct = resp_h.get("content-type") if resp_h else None
-        resp = decode_body(cap.get("rsb"),
-                           content_encoding=resp_h.get("content-encoding") if resp_h else None,
+        resp_ce = resp_h.get("content-encoding") if resp_h else None
+        # ttfb_ms: the first token's time for a stream (captures from before the tee noted
+        # chunk times, "tm", have only the first chunk's), else the first response byte's
+        t_first = first_token_at(cap.get("tm"), cap.get("rsb"), resp_ct, resp_ce) or cap.get("t1")
+        if t_first:
+            record["ttfb_ms"] = round((t_first - t0) * 1000, 3)
+        resp = decode_body(cap.get("rsb"), content_encoding=resp_ce,
                            content_type=resp_ct, cap=cfg.max_body_bytes,
                            raw_truncated=cap.get("rscut", False))
         parsed = parse_exchange(host=cap["host"], path=cap["path"], method=cap["method"],

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from llm_proxy.addon import SCRIPT
-from llm_proxy.cli.options import ConfigOpt, StoreOpt, resolve
+from llm_proxy.cli.options import ConfigOpt, StoreOpt, default_store_path, resolve
 from llm_proxy.errors import UsageError
 
 __all__ = ["register", "mitmdump_args", "client_instructions"]
@@ -43,9 +43,16 @@ def mitmdump_args(*, host: str, port: int, store: str, config: Path | None,
     return args
 
 
-def client_instructions(host: str, port: int, confdir: str) -> str:
+def client_instructions(host: str, port: int, confdir: str, store: str | None = None) -> str:
+    """What to export for clients, and (for a store other than the default) for queries."""
     conf = os.path.expanduser(confdir)
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    query = ""
+    if store and store != default_store_path():
+        shown = store if "://" in store else os.path.abspath(os.path.expanduser(store))
+        query = ("Query it (`llm-audit sql`, `search`, `report` …) from any shell with:\n"
+                 f"  export LLM_AUDIT_STORE={shown}"
+                 "      # or --store on each command\n")
     return (
         "Point clients at the proxy:\n"
         f"  export HTTPS_PROXY=http://{shown_host}:{port}\n"
@@ -53,6 +60,7 @@ def client_instructions(host: str, port: int, confdir: str) -> str:
         "      # system CAs + the mitmproxy CA\n"
         f"  export REQUESTS_CA_BUNDLE={conf}/llm-audit-ca-bundle.pem\n"
         f"  export NODE_EXTRA_CA_CERTS={conf}/mitmproxy-ca-cert.pem\n"
+        + query +
         "Only LLM API hosts are decrypted and recorded; everything else is tunnelled untouched."
     )
 
@@ -80,7 +88,7 @@ def proxy(
     confdir = next((s.split("=", 1)[1] for s in (set_ or []) if s.startswith("confdir=")),
                    "~/.mitmproxy")
     typer.echo(f"llm-audit proxy on {host}:{port}, store {store_path}")
-    typer.echo(client_instructions(host, port, confdir), err=False)
+    typer.echo(client_instructions(host, port, confdir, store_path), err=False)
     from mitmproxy.tools.main import mitmdump
 
     mitmdump(args)

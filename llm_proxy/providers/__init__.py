@@ -24,19 +24,21 @@ from ._common import (
     status_error_type,
     text_error_message,
 )
-from .anthropic import parse_anthropic
+from .anthropic import message_event_has_token, parse_anthropic
 from .bedrock import parse_bedrock
-from .cohere import parse_cohere
-from .gemini import parse_gemini
+from .cohere import cohere_event_has_token, parse_cohere
+from .gemini import gemini_chunk_has_token, parse_gemini
 from .generic import parse_unknown
 from .hosts import KNOWN_LLM_HOSTS, detect_provider, is_anthropic_path, is_llm_host
-from .openai import parse_openai
+from .openai import chat_chunk_has_token, parse_openai, responses_event_has_token
+from .sse import iter_events_at
 
 __all__ = [
     "ParsedExchange",
     "PROVIDERS",
     "KNOWN_LLM_HOSTS",
     "detect_provider",
+    "first_token_offset",
     "is_llm_host",
     "parse_exchange",
 ]
@@ -152,3 +154,51 @@ _FAMILIES = {
     "cohere": parse_cohere,
     "unknown": parse_unknown,
 }
+
+
+# ------------------------------------------------------------------------- first token
+
+# Each answers True (carries a token), False (this family's framing) or None (not its shape).
+# The shapes do not overlap — typed events first (Anthropic, Responses, Cohere v2), then
+# OpenAI's ``choices`` and Gemini's ``candidates`` — so no family needs to be known.
+_TOKEN_TESTS = (message_event_has_token, responses_event_has_token, cohere_event_has_token,
+                chat_chunk_has_token, gemini_chunk_has_token)
+
+
+def _has_token(name: str | None, data: str) -> bool | None:
+    event = loads_obj(data) if data[:1] == "{" else None
+    if event is None:
+        return None  # "[DONE]", a non-JSON payload
+    for test in _TOKEN_TESTS:
+        verdict = test(event, name)
+        if verdict is not None:
+            return verdict
+    return False if "error" in event else None
+
+
+def first_token_offset(body: bytes, limit: int | None = None) -> int | None:
+    """Where the first generated token ends in a raw event-stream body, as a byte offset.
+
+    ``body`` is the stream as it came off the wire (not content-encoded), so that the
+    offset can be matched to the chunk that brought it; events from ``limit`` on are not
+    looked at. The first event carrying output counts (text, reasoning, a tool call, a
+    refusal), not the framing before it (Anthropic's ``message_start`` and ``ping``,
+    OpenAI's role-only delta, ``response.created``, keep-alive comments). A stream of a shape
+    no family knows counts from its first data event; a known stream without any token (an
+    error, a client gone before the first token) answers ``None``. Never raises.
+    """
+    first_data: int | None = None
+    framed = False
+    try:
+        for offset, name, data in iter_events_at(body, limit):
+            verdict = _has_token(name, data)
+            if verdict:
+                return offset
+            if first_data is None:
+                first_data = offset
+            framed = framed or verdict is False
+    except Exception:
+        if _STRICT:
+            raise
+        return None
+    return None if framed else first_data

@@ -41,6 +41,7 @@ __all__ = [
     "assemble_message_stream",
     "MessageStream",
     "bedrock_metrics_usage",
+    "message_event_has_token",
 ]
 
 _VERTEX_MODEL = re.compile(r"/models/([^/:]+):(\w+)")
@@ -294,3 +295,25 @@ def bedrock_metrics_usage(px: ParsedExchange, metrics: object) -> None:
     if isinstance(metrics, dict):
         _apply_bedrock_metrics(px, metrics)
 
+
+# Deltas that carry generated output, with the field holding it. ``signature_delta`` and
+# ``citations_delta`` only annotate a block; an ``input_json_delta`` may open with "".
+_TOKEN_DELTAS = {"text_delta": "text", "input_json_delta": "partial_json",
+                 "thinking_delta": "thinking"}
+_FRAMING_EVENTS = frozenset({"message_start", "content_block_start", "content_block_stop",
+                             "message_delta", "message_stop", "ping", "error"})
+
+
+def message_event_has_token(event: dict[str, Any], name: str | None = None) -> bool | None:
+    """Whether a Messages API stream event carries generated output; ``None`` when it is not
+    such an event. Used to time the first token (``ttfb_ms``): the stream opens with
+    ``message_start``, ``content_block_start`` and ``ping``, none of which holds a token."""
+    kind = _event_type(event, name)
+    if kind == "content_block_delta":
+        delta = event.get("delta")
+        kind = delta.get("type") if isinstance(delta, dict) else None
+        key = _TOKEN_DELTAS.get(kind) if type(kind) is str else None
+        return key is not None and bool(delta.get(key))  # type: ignore[union-attr]
+    if kind == "completion":  # the legacy Text Completions stream
+        return bool(event.get("completion"))
+    return False if kind in _FRAMING_EVENTS else None

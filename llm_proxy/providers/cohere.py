@@ -29,7 +29,7 @@ from ._common import (
 )
 from .sse import split_events
 
-__all__ = ["cohere_operation", "parse_cohere", "read_cohere_usage"]
+__all__ = ["cohere_operation", "parse_cohere", "read_cohere_usage", "cohere_event_has_token"]
 
 _OPERATIONS = {
     "chat": "chat",
@@ -138,3 +138,20 @@ def _read_v1_stream(px: ParsedExchange, ex: Exchange, text: str) -> None:
             if isinstance(response, dict):
                 read_cohere_usage(px, response.get("meta"))
                 px.assembled_response = dumps(response)
+
+
+_FRAMING_EVENTS = frozenset({"message-start", "content-start", "content-end", "tool-call-end",
+                             "citation-start", "citation-end", "message-end", "debug"})
+
+
+def cohere_event_has_token(event: dict[str, Any], name: str | None = None) -> bool | None:
+    """Whether a v2 chat stream event carries generated output (text, a tool plan, a tool
+    call); ``None`` when it is not such an event."""
+    kind = _event_type(event, name)
+    if kind == "content-delta":
+        return bool(dig(event, "delta", "message", "content", "text"))
+    if kind == "tool-plan-delta":
+        return bool(dig(event, "delta", "message", "tool_plan"))
+    if kind in ("tool-call-start", "tool-call-delta"):
+        return True
+    return False if kind in _FRAMING_EVENTS else None

@@ -35,7 +35,8 @@ from ._common import (
 )
 from .sse import split_events
 
-__all__ = ["gemini_operation", "parse_gemini", "read_generate_response", "merge_chunks"]
+__all__ = ["gemini_operation", "parse_gemini", "read_generate_response", "merge_chunks",
+           "gemini_chunk_has_token"]
 
 _MODEL_METHOD = re.compile(r"/(?:models|tunedModels)/([^/:]+):([A-Za-z]+)")
 _MODELS_LIST = re.compile(r"/models(?:/[^/:]+)?$")
@@ -211,3 +212,20 @@ def _merge_part(parts: list[dict[str, Any]], part: dict[str, Any]) -> None:
             last["thoughtSignature"] = part["thoughtSignature"]
         return
     parts.append(dict(part))
+
+
+_TOKEN_PART_KEYS = ("text", "functionCall", "executableCode", "codeExecutionResult", "inlineData")
+
+
+def gemini_chunk_has_token(chunk: dict[str, Any], name: str | None = None) -> bool | None:
+    """Whether a ``GenerateContentResponse`` chunk carries generated output (text, thought
+    text, a function call, code, inline data); ``None`` when it is not such a chunk. A
+    usage-only or safety-only chunk is framing."""
+    candidates = chunk.get("candidates")
+    if not isinstance(candidates, list):
+        return False if isinstance(chunk.get("usageMetadata"), dict) else None
+    for candidate in candidates:
+        for part in as_list(dig(candidate, "content", "parts")):
+            if isinstance(part, dict) and any(part.get(key) for key in _TOKEN_PART_KEYS):
+                return True
+    return False

@@ -8,7 +8,10 @@ mid-stream still leaves a record, and the events it did receive count.
 
 from __future__ import annotations
 
-__all__ = ["SSEEvent", "split_events"]
+import re
+from collections.abc import Iterator
+
+__all__ = ["SSEEvent", "iter_events_at", "split_events"]
 
 type SSEEvent = tuple[str | None, str]
 """(event name or None, data)."""
@@ -51,3 +54,48 @@ def split_events(text: str) -> list[SSEEvent]:
     if data:
         events.append((name, "\n".join(data)))
     return events
+
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+def iter_events_at(body: bytes, limit: int | None = None) -> Iterator[tuple[int, str | None, str]]:
+    """The events of a raw event-stream body, lazily, each as ``(offset, event, data)``.
+
+    Same rules as ``split_events``, but on the bytes as they came off the wire, so that an
+    event can be placed in the chunk that brought it: ``offset`` is the index of the last
+    byte of the event's last data line (once that byte is in, the event's data is complete).
+    Lazy so that a caller looking for one early event does not split a whole long stream;
+    ``limit`` stops at the first line starting at or after that offset.
+    """
+    pos = 3 if body[:3] == b"\xef\xbb\xbf" else 0  # a leading BOM is not part of a field
+    end_of_body = len(body) if limit is None else min(len(body), limit)
+    name: str | None = None
+    data: list[bytes] = []
+    last = 0
+    search = _LINE_END.search
+    while pos < end_of_body:
+        match = search(body, pos)
+        end = match.start() if match else len(body)
+        line = body[pos:end]
+        if not line:
+            if data:
+                yield last, name, b"\n".join(data).decode("utf-8", "replace")
+                data = []
+            name = None
+        elif line[0] != 0x3A:  # ":" starts a comment
+            field, colon, value = line.partition(b":")
+            if not colon:
+                value = b""
+            elif value[:1] == b" ":
+                value = value[1:]
+            if field == b"data":
+                data.append(value)
+                last = max(end - 1, pos)
+            elif field == b"event":
+                name = value.decode("utf-8", "replace") or None
+        if match is None:
+            break
+        pos = match.end()
+    if data and (limit is None or end_of_body == len(body)):
+        yield last, name, b"\n".join(data).decode("utf-8", "replace")

@@ -24,7 +24,13 @@ from typing import Any
 
 import orjson
 
-from llm_proxy.store.layout import FILE_MODE, make_dirs, parse_segment_name, segment_name
+from llm_proxy.store.layout import (
+    FILE_MODE,
+    fsync_dir,
+    make_dirs,
+    parse_segment_name,
+    segment_name,
+)
 
 __all__ = ["JournalSegment", "list_segments", "read_segment", "encode_record"]
 
@@ -61,6 +67,11 @@ class JournalSegment:
         self.count = 0
         self._fsync = fsync
         self._dirty = False
+        # The new name must be durable too, not only the lines: after a power loss a segment
+        # whose folder entry never reached the disk would vanish with every synced line in it.
+        # Synced with the first lines (``always``) or on the timer's first tick (``interval``).
+        self._dir = journal_dir
+        self._dir_dirty = fsync != "never"
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
         self._interval = fsync_interval_s
@@ -76,6 +87,7 @@ class JournalSegment:
         self.count += count
         if self._fsync == "always":
             os.fsync(self._fd)
+            self._sync_dir()
         else:
             self._dirty = True
 
@@ -84,6 +96,11 @@ class JournalSegment:
         self._timer.daemon = True
         self._timer.start()
 
+    def _sync_dir(self) -> None:
+        if self._dir_dirty:
+            self._dir_dirty = False
+            fsync_dir(self._dir)
+
     def _tick(self) -> None:
         with self._lock:
             if self._fd < 0:
@@ -91,6 +108,7 @@ class JournalSegment:
             if self._dirty:
                 self._dirty = False
                 os.fsync(self._fd)
+            self._sync_dir()
             self._schedule()
 
     def sync(self) -> None:
@@ -101,6 +119,7 @@ class JournalSegment:
                 self._timer = None
             if self._fd >= 0 and self._fsync != "never":
                 os.fsync(self._fd)
+                self._sync_dir()
 
     def close(self) -> None:
         """Sync, release the lock and close (after the flush has deleted the file)."""

@@ -97,3 +97,12 @@ def make_dirs(path: Path) -> None:
             folder.mkdir(mode=DIR_MODE)
         except FileExistsError:
             pass
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename (or a new name) in ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

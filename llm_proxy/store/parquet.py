@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from llm_proxy.schema import RECORD_SCHEMA
 from llm_proxy.store.journal import read_segment
-from llm_proxy.store.layout import FINAL_FILE_MODE, make_dirs
+from llm_proxy.store.layout import FINAL_FILE_MODE, fsync_dir, make_dirs
 
 __all__ = ["PARQUET_OPTIONS", "encode_parquet", "fsync_dir", "records_to_table", "segment_to_table",
            "write_parquet_atomic"]
@@ -189,12 +189,3 @@ def write_parquet_atomic(table: pa.Table, path: Path) -> None:
     os.chmod(tmp, FINAL_FILE_MODE)
     os.replace(tmp, path)
     fsync_dir(path.parent)
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
