@@ -98,10 +98,12 @@ def start_proxy(tag: str, load: str, args, mock_ca: str, tmp: Path) -> ProxyProc
     # ``python -m llm_proxy`` imports from its working directory first: the proxy (and the
     # worker it spawns) runs the code of the tree it is started in
     tree = Path(args.other_tree).resolve() if tag.startswith("other") else ROOT
+    if not (tree / "llm_proxy" / "__init__.py").is_file():  # else the installed one would run
+        raise SystemExit(f"{tree}: no llm_proxy package in this tree")
     cwd, env_path = os.getcwd(), os.environ.get("PYTHONPATH")
     try:
         os.chdir(tree)
-        os.environ["PYTHONPATH"] = str(tree)
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, (str(tree), env_path)))
         proxy.start()
     finally:
         os.chdir(cwd)

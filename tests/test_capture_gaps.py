@@ -247,7 +247,8 @@ def test_worker_flushes_to_parquet_after_flush_records(mock, tmp_path: Path):
         assert proxy.proc is not None and proxy.proc.poll() is None, "still running"
         assert both <= parquet_ids(store)
         assert not both & journal_ids(store)
-        assert len(parquet_files(store)) == 1  # one batch of two, one file
+        # one batch of two: one file (two when the requests straddled an hour)
+        assert 1 <= len(parquet_files(store)) <= 2
 
 
 # 5. ----------------------------------------------------------------------------------------------

@@ -190,19 +190,59 @@ def test_what_arrows_reader_rejects_is_read_the_lenient_way(store: Path):
 
 def test_a_wrongly_typed_journal_value_breaks_neither_queries_nor_the_flush(store: Path, capsys):
     """A journal line damaged or edited on disk — valid JSON, a value of the wrong type — used
-    to fail the whole conversion: every query of the store and every flush of the segment. Now
-    the value is null, the record says why, and a record without a usable ts is left out."""
+    to fail the whole conversion: every query of the store and every flush of the segment.
+    Now the value is null and the record says why; a ts no partition can hold (a string,
+    nanoseconds) is taken from the time in the ULID id; a record with neither is left out."""
+    from llm_proxy.addon.record import ulid
+
+    good_id = ulid(T0 / 1e6, "flow-9")  # a real ULID: its first 10 characters are the time
     seg = journal(store, [rec(1), rec(2, input_tokens="lots", error_trace="earlier note"),
-                          rec(3, ts="yesterday"), rec(4)])
-    con = connect(store)
-    rows = con.execute("select input_tokens, error_trace from flows order by id").fetchall()
-    assert rows == [(1, None),
-                    (None, "earlier note; journal: unreadable input_tokens stored as null"),
-                    (4, None)]
-    assert replay(store) == 3  # the segment reaches Parquet (it used to stay, failing, forever)
+                          rec(3, id=good_id, ts="yesterday"), rec(4, ts=T0 * 1000),
+                          rec(5, id=["not", "an", "id"], ts="never"), rec(6)])
+    expected = [
+        (1, None, T0),
+        (None, "earlier note; journal: unreadable input_tokens stored as null", T0),
+        (3, "journal: ts unusable, taken from the id", T0 // 1000 * 1000),
+        (4, "journal: ts unusable, taken from the id", None),  # rec(4)'s id is no ULID time
+        (6, None, T0),
+    ]
+
+    def rows(con):
+        got = con.execute("select input_tokens, error_trace, epoch_us(ts) from flows "
+                          "order by input_tokens nulls first, id").fetchall()
+        return sorted(got, key=lambda r: (r[0] is not None, r[0] or 0))
+
+    def matches(got):
+        want = sorted(expected, key=lambda r: (r[0] is not None, r[0] or 0))
+        return [(a, b) for a, b, _ in got] == [(a, b) for a, b, _ in want] and all(
+            c is None or g == c for (_, _, g), (_, _, c) in zip(got, want, strict=True))
+
+    assert matches(rows(connect(store))), rows(connect(store))
+    assert replay(store) == 5  # the segment reaches Parquet (it used to stay, failing, forever)
     assert "skipped a journal record without a usable id and ts" in capsys.readouterr().err
     assert not seg.exists()
-    assert connect(store).execute("select count(*) from flows").fetchone() == (3,)
+    assert matches(rows(connect(store)))
+
+
+def test_a_segment_that_cannot_be_replayed_does_not_stop_the_start(store: Path, monkeypatch,
+                                                                   capsys):
+    """replay() runs as the capture worker starts: one segment whose content cannot be read
+    (whatever the lenient conversion still fails on) stays for the next start, with a
+    warning, and the others are replayed."""
+    from llm_proxy.store import writer as writer_mod
+
+    bad = journal(store, [rec(1)], seq=1)
+    journal(store, [rec(2)], seq=2)
+    real = writer_mod.records_to_table
+
+    def records_to_table(records):
+        if any(r["input_tokens"] == 1 for r in records):
+            raise RecursionError("maximum recursion depth exceeded")  # say, absurd nesting
+        return real(records)
+
+    monkeypatch.setattr(writer_mod, "records_to_table", records_to_table)
+    assert replay(store) == 1
+    assert bad.exists() and "could not be read" in capsys.readouterr().err
 
 
 def test_a_batch_that_cannot_be_flushed_keeps_its_journal_and_the_next_one_flushes(

@@ -19,7 +19,7 @@ import pytest
 from e2e_support import anthropic_client, records
 
 from llm_proxy.addon import record as record_mod
-from llm_proxy.addon.capture import _Tee
+from llm_proxy.addon.capture import _MARKS_CAP, _Tee
 from llm_proxy.addon.record import RecordBuilder, first_token_at
 from llm_proxy.audit import AuditConfig
 from llm_proxy.cli.proxy_process import ProxyProcess
@@ -211,7 +211,7 @@ def test_tee_notes_a_bounded_number_of_chunks():
     tee = _Tee(10)
     for _ in range(1000):
         assert tee(b"data: x\n\n") == b"data: x\n\n"
-    assert len(tee.marks) == 256 and tee.marks[-1][0] == 256 * 9 and tee.size == 9000
+    assert len(tee.marks) == _MARKS_CAP and tee.marks[-1][0] == _MARKS_CAP * 9 and tee.size == 9000
     assert [size for size, _ in tee.marks[:3]] == [9, 18, 27]
 
 

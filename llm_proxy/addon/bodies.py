@@ -39,8 +39,9 @@ def _decompress(raw: bytes, encoding: str, limit: int) -> tuple[bytes, bool]:
         import brotli
 
         d = brotli.Decompressor()
-        # capped like the others: a few KB of br can inflate to gigabytes (and the worker
-        # that ran out of memory would be sent the same capture again after its restart)
+        # capped too: a few KB of br can inflate to gigabytes (and the worker that ran out of
+        # memory would be sent the same capture again after its restart). The limit stops the
+        # output buffer's growth, not exactly at it: up to about twice the limit is produced.
         out = d.process(raw, output_buffer_limit=limit + 1)
         return out[:limit], len(out) > limit or not d.can_accept_more_data()
     elif encoding == "zstd":

@@ -43,7 +43,7 @@ _PREFETCH_MIN = 16 * 1024
 _STREAM_TYPES = ("text/event-stream", "application/x-ndjson", "application/vnd.amazon.eventstream")
 # Chunks whose arrival is noted for the first-token time: the first token nearly always comes
 # within a few chunks, and a bound keeps a long stream's capture small.
-_MARKS_CAP = 256
+_MARKS_CAP = 64
 _now = time.time  # mitmproxy's timestamps are time.time() too
 
 

@@ -18,7 +18,7 @@ import time
 from collections import deque
 from typing import Any
 
-from llm_proxy.addon.worker import ACK, FRAME_HEADER, encode_frame
+from llm_proxy.addon.worker import ACK, ACK_NOW_FRAME, FRAME_HEADER, encode_frame
 from llm_proxy.audit import AuditConfig
 
 __all__ = ["ACK_TIMEOUT_S", "WorkerClient"]
@@ -73,6 +73,8 @@ class WorkerClient(asyncio.Protocol):
         transport.write(FRAME_HEADER.pack(len(self._setup)) + self._setup)
         for _seq, frame, _fut, _at in self._pending:  # resend what a dead worker did not journal
             transport.write(frame)
+        if any(fut is not None for _seq, _frame, fut, _at in self._pending):
+            transport.write(ACK_NOW_FRAME)  # responses wait for these: no lazy acknowledgement
         self._outbox.clear()
         if self._closing:  # close() ran while this worker was connecting: let it finish
             if transport.can_write_eof():
@@ -133,6 +135,9 @@ class WorkerClient(asyncio.Protocol):
             if not transport.get_write_buffer_size() and not transport.is_closing():
                 self._pending.append((self._seq, frame, None, loop.time()))
                 return None
+            # the socket is full: this response waits, and the worker (which acknowledges
+            # lazily in this mode) must answer as soon as it has this capture
+            transport.write(ACK_NOW_FRAME)
         return self._awaited(frame, loop)
 
     def _awaited(self, frame: bytes, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:

@@ -35,7 +35,7 @@ from llm_proxy.store.layout import JOURNAL_DIR, make_dirs
 from llm_proxy.store.parquet import segment_to_table
 from llm_proxy.store.writer import flush_table, replay
 
-__all__ = ["ACK", "FRAME_HEADER", "encode_frame", "serve"]
+__all__ = ["ACK", "ACK_NOW_FRAME", "FRAME_HEADER", "encode_frame", "serve"]
 
 FRAME_HEADER = struct.Struct("!I")
 ACK = struct.Struct("!Q")
@@ -77,6 +77,12 @@ RECEIVED_ACK_RECORDS = 256
 def encode_frame(obj: Any) -> bytes:
     payload = marshal.dumps(obj)
     return FRAME_HEADER.pack(len(payload)) + payload
+
+
+# ack = "received": the proxy sends this after a capture it could not put into the socket
+# whole (a response then waits for its acknowledgement), and after resending to a restarted
+# worker: acknowledge everything built so far at once, not lazily.
+ACK_NOW_FRAME = encode_frame({"kind": "ack_now"})
 
 
 class _Batch:
@@ -269,9 +275,14 @@ def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> 
             del buf[:offset]
         lines: list[bytes] = []
         group_seq = acked = -1  # the last capture built; the last acknowledged
+        ack_now = False
         for cap in caps:
-            if cap.get("kind") == "request":  # an early request part: work ahead, no ack
+            kind = cap.get("kind")
+            if kind == "request":  # an early request part: work ahead, no ack
                 builder.prefetch(cap)
+                continue
+            if kind == "ack_now":
+                ack_now = True
                 continue
             cap_seq = cap.get("seq")
             if cap_seq is not None:
@@ -296,12 +307,17 @@ def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> 
                 if owed_seq < 0:
                     owed_since = time.monotonic()
                 owed_seq, owed_count = group_seq, owed_count + len(caps)
-            if owed_seq >= 0 and (got >= _LARGE_READ or (had_partial and offset) or eof
-                                  or owed_count >= RECEIVED_ACK_RECORDS
+            if owed_seq >= 0 and (ack_now or got >= _LARGE_READ or (had_partial and offset)
+                                  or eof or owed_count >= RECEIVED_ACK_RECORDS
                                   or time.monotonic() - owed_since >= RECEIVED_ACK_DELAY_S):
                 journal_and_ack([], owed_seq)
                 owed_seq, owed_count = -1, 0
         if batch.count >= cfg.flush_records or time.monotonic() >= deadline:
+            if owed_seq >= 0:
+                # before the batch goes to Parquet and its segment is deleted: a capture the
+                # proxy resent after a crash is recognised only while its segment exists
+                journal_and_ack([], owed_seq)
+                owed_seq, owed_count = -1, 0
             rotate()
     rotate()
     if not batch.count:  # the empty segment opened by the last rotation

@@ -43,7 +43,7 @@ from llm_proxy.store.digest import iso
 from llm_proxy.store.finalize import publish, record_event, recover, sweep_temps
 from llm_proxy.store.holds import Hold, active_holds, held_mask
 from llm_proxy.store.journal import list_segments
-from llm_proxy.store.layout import JOURNAL_DIR, parquet_name
+from llm_proxy.store.layout import JOURNAL_DIR, parquet_name, record_time_us
 from llm_proxy.store.locks import maintenance_lock
 from llm_proxy.store.signing import key_path, load_private_key
 from llm_proxy.store.tiers import Tiers, list_partitions
@@ -160,7 +160,7 @@ def _journal_matches(store: Path, criteria: dict[str, str], before: datetime) ->
             except BlockingIOError:
                 pass  # held by a live writer: exactly the case to look into
             for record in unflushed_records(store, segment):
-                if record.get("ts", 0) < cutoff and all(
+                if (record_time_us(record) or 0) < cutoff and all(
                         record.get(col) == val for col, val in criteria.items()):
                     found += 1
         finally:

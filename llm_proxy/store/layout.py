@@ -34,6 +34,9 @@ __all__ = [
     "FILE_MODE",
     "FINAL_FILE_MODE",
     "make_dirs",
+    "fsync_dir",
+    "record_time_us",
+    "TS_END_US",
 ]
 
 FLOWS_DIR = "flows"
@@ -49,6 +52,31 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.]+")
 def partition_of(ts_us: int) -> tuple[str, str]:
     """(date, hour) strings of a UTC timestamp in microseconds."""
     return _hour_partition(ts_us // 3_600_000_000)
+
+
+# Partitions exist from 1970 to the end of year 9999 (what a date can name).
+TS_END_US = int(datetime(9999, 12, 31, 23, tzinfo=UTC).timestamp()) * 1_000_000
+_CROCKFORD = {c: i for i, c in enumerate("0123456789ABCDEFGHJKMNPQRSTVWXYZ")}
+
+
+def record_time_us(record: dict) -> int | None:
+    """A record's time as integer microseconds that a partition can hold: its ``ts``, or —
+    when a damaged journal line has none usable (a string, a float, nanoseconds) — the
+    millisecond time in its ULID ``id``; ``None`` when neither says."""
+    ts = record.get("ts")
+    if isinstance(ts, float) and ts.is_integer():
+        ts = int(ts)
+    if isinstance(ts, int) and not isinstance(ts, bool) and 0 <= ts < TS_END_US:
+        return ts
+    rid = record.get("id")
+    if not isinstance(rid, str) or len(rid) != 26:
+        return None
+    ms = 0
+    for ch in rid[:10].upper():
+        if ch not in _CROCKFORD:
+            return None
+        ms = ms * 32 + _CROCKFORD[ch]
+    return ms * 1000 if 0 <= ms * 1000 < TS_END_US else None
 
 
 @lru_cache(maxsize=4096)

@@ -14,12 +14,19 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from llm_proxy.schema import RECORD_SCHEMA
 from llm_proxy.store.journal import read_segment
-from llm_proxy.store.layout import FINAL_FILE_MODE, fsync_dir, make_dirs
+from llm_proxy.store.layout import (
+    FINAL_FILE_MODE,
+    TS_END_US,
+    fsync_dir,
+    make_dirs,
+    record_time_us,
+)
 
 __all__ = ["PARQUET_OPTIONS", "encode_parquet", "fsync_dir", "records_to_table", "segment_to_table",
            "write_parquet_atomic"]
@@ -52,15 +59,18 @@ def records_to_table(records: Iterable[Mapping[str, Any]]) -> pa.Table:
     A value of the wrong type (a journal line edited or damaged on disk) does not fail the
     whole conversion — which would break every query of the journal and every flush of its
     segment: the value is stored as null and the record's ``error_trace`` says which column.
-    A record without a usable ``id`` or ``ts`` cannot be placed in a partition; it is left
-    out, with a warning on stderr.
+    A ``ts`` no partition can hold is taken from the time in the record's ULID ``id``; a
+    record without either cannot be placed and is left out, with a warning on stderr.
     """
     rows = records if isinstance(records, list) else list(records)
     batches = []
     for i in range(0, len(rows), _CONVERT_ROWS):
         chunk = rows[i:i + _CONVERT_ROWS]
         try:
-            batches.append(_batch(chunk))
+            batch = _batch(chunk)
+            if not placeable(batch):
+                raise ValueError("a ts no partition can hold")
+            batches.append(batch)
         except _UNCONVERTIBLE:
             repaired = [r for r in map(_repaired, chunk) if r is not None]
             batches.append(pa.RecordBatch.from_pylist(repaired, schema=RECORD_SCHEMA))
@@ -70,29 +80,47 @@ def records_to_table(records: Iterable[Mapping[str, Any]]) -> pa.Table:
 _UNCONVERTIBLE = (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError)
 
 
+def placeable(rows: pa.Table | pa.RecordBatch) -> bool:
+    """Whether every ``ts`` falls in a partition (1970 to year 9999), checked in Arrow."""
+    ts = rows.column("ts")
+    if not len(ts):
+        return True
+    if ts.null_count:
+        return False
+    low, high = pc.min_max(ts.cast(pa.int64())).values()
+    return low.as_py() >= 0 and high.as_py() < TS_END_US
+
+
 def _repaired(row: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """``row`` with every value its column cannot hold set to null (and noted), or None."""
-    try:
-        pa.RecordBatch.from_pylist([row], schema=RECORD_SCHEMA)
-        return row
-    except _UNCONVERTIBLE:
-        pass
-    fixed = dict(row)
-    bad = []
-    for field in RECORD_SCHEMA:
-        value = row.get(field.name)
-        if value is None:
-            continue
-        try:
-            pa.array([value], type=field.type)
-        except _UNCONVERTIBLE:
-            fixed[field.name] = None
-            bad.append(field.name)
-    if fixed.get("id") is None or fixed.get("ts") is None:
+    """``row`` with every value its column cannot hold set to null (and noted) and an unusable
+    ``ts`` taken from its id, or None when it cannot be placed at all."""
+    when = record_time_us(dict(row))
+    if when is None or not isinstance(row.get("id"), str):
         print(f"llm-audit: skipped a journal record without a usable id and ts "
               f"(id={str(row.get('id'))[:40]!r})", file=sys.stderr)
         return None
-    note = f"journal: unreadable {', '.join(bad)} stored as null"
+    notes = []
+    fixed = dict(row)
+    if when != row.get("ts"):
+        fixed["ts"] = when
+        notes.append("ts unusable, taken from the id")
+    try:
+        pa.RecordBatch.from_pylist([fixed], schema=RECORD_SCHEMA)
+    except _UNCONVERTIBLE:
+        bad = []
+        for field in RECORD_SCHEMA:
+            value = fixed.get(field.name)
+            if value is None:
+                continue
+            try:
+                pa.array([value], type=field.type)
+            except _UNCONVERTIBLE:
+                fixed[field.name] = None
+                bad.append(field.name)
+        notes.append(f"unreadable {', '.join(bad)} stored as null")
+    if not notes:
+        return row
+    note = "journal: " + "; ".join(notes)
     fixed["error_trace"] = f"{fixed['error_trace']}; {note}" if fixed.get("error_trace") else note
     return fixed
 
@@ -136,7 +164,7 @@ def segment_to_table(segment: Path) -> pa.Table:
         except (pa.ArrowException, OverflowError):  # (OverflowError: a block over 2 GiB)
             if block_size > len(data):
                 break
-    if table is not None:
+    if table is not None and placeable(table):  # (else a damaged ts: the lenient way)
         table = table.select(RECORD_SCHEMA.names)
         for i, field in enumerate(RECORD_SCHEMA):
             if field.type != table.schema.field(i).type:

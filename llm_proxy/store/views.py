@@ -34,7 +34,7 @@ import pyarrow as pa
 from llm_proxy.errors import StoreError
 from llm_proxy.schema import COLUMN_GROUPS, COLUMNS
 from llm_proxy.store.journal import list_segments
-from llm_proxy.store.layout import FLOWS_DIR, JOURNAL_DIR
+from llm_proxy.store.layout import FLOWS_DIR, JOURNAL_DIR, record_time_us
 from llm_proxy.store.locks import LOCKS_DIR, chain_lock
 from llm_proxy.store.parquet import records_to_table
 from llm_proxy.store.tiers import Partition, Tiers, list_partitions, partition_files
@@ -133,8 +133,8 @@ def journal_table(store: Path, *, since: datetime | None = None,
     records = []
     for _instance, _seq, segment in list_segments(store / JOURNAL_DIR):
         for r in unflushed_records(store, segment):
-            ts = r.get("ts")
-            if not isinstance(ts, int):
+            ts = record_time_us(r)  # (what the flush will place the record by)
+            if ts is None:
                 continue
             if (lo is not None and ts < lo) or (hi is not None and ts >= hi):
                 continue

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from llm_proxy.store.layout import (
     parquet_name,
     partition_dir,
     partition_of,
+    record_time_us,
 )
 from llm_proxy.store.parquet import records_to_table
 
@@ -85,9 +87,12 @@ def unflushed_records(store: Path, segment: Path) -> list[dict[str, Any]]:
     records = list(read_segment(segment))
     if not done:
         return records
-    # (a ts that is no integer cannot be placed: records_to_table leaves that record out)
-    return [r for r in records
-            if not isinstance(r.get("ts"), int) or "/".join(partition_of(r["ts"])) not in done]
+    kept = []
+    for r in records:  # (a record that cannot be placed: records_to_table leaves it out)
+        when = record_time_us(r)
+        if when is None or "/".join(partition_of(when)) not in done:
+            kept.append(r)
+    return kept
 
 
 def replay(store: Path, recovered_ids: set[str] | None = None) -> int:
@@ -111,7 +116,15 @@ def replay(store: Path, recovered_ids: set[str] | None = None) -> int:
             seen: set[str] = set()
             unique = [r for r in records if not isinstance(r.get("id"), str)
                       or not (r["id"] in seen or seen.add(r["id"]))]
-            table = records_to_table(unique)
+            try:
+                table = records_to_table(unique)
+            except Exception as exc:  # damaged content must not stop the proxy's start
+                print(f"llm-audit: journal segment {segment.name} could not be read "
+                      f"({type(exc).__name__}: {exc}); it stays for the next start",
+                      file=sys.stderr)
+                continue
+            # (a store that cannot be written — a lost signing key, a full disk — still stops
+            # the start loudly: the proxy then fails closed rather than record nothing)
             flush_table(store, segment, instance, seq, table)
             recovered += table.num_rows
             if recovered_ids is not None:
