@@ -303,3 +303,24 @@ def test_proxy_auth_user_is_the_user_id_and_the_password_is_nowhere(mock, tmp_pa
     text = store_text(store) + "\n" + (log.read_text(errors="replace") if log else "")
     for secret in (password, credential, OPENAI_KEY):
         assert secret not in text
+
+
+# 7. ----------------------------------------------------------------------------------------------
+def test_bodies_mitmproxy_streams_for_stream_large_bodies_are_still_recorded(mock, tmp_path: Path):
+    """`--set stream_large_bodies=8k` makes mitmproxy stream bigger bodies unbuffered; without a
+    tee the record had no request or response body, tokens or model. Both are teed instead."""
+    proxy = ProxyProcess(store=tmp_path / "store", confdir=tmp_path / "mitm",
+                         upstream_ca=Path(mock.ca_cert_path),
+                         extra_args=["--set", "stream_large_bodies=8k"])
+    prompt = "Summarise these notes. " + "quarterly revenue grew in every region " * 1200
+    with proxy:
+        client = openai_client(mock.url, proxy.url, proxy.ca_bundle,
+                               default_headers={"x-user-id": "large", "x-mock-scenario": "big:60000"})
+        reply = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}])
+        assert len(reply.choices[0].message.content) >= 50_000
+        [r] = records(proxy.store, "user_id = 'large'", expect=1)
+    assert r["request_bytes"] > 40_000 and "quarterly revenue grew" in r["request_body"]
+    assert r["request_model"] == "gpt-4o-mini" and r["response_model"]
+    assert r["response_bytes"] >= 50_000 and r["response_body"]
+    assert r["input_tokens"] and r["output_tokens"] and r["usage_source"] == "provider"

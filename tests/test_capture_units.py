@@ -280,54 +280,29 @@ def test_received_mode_acknowledges_lazily_but_at_once_when_the_proxy_may_wait(
     its acknowledgement before relaying) is acknowledged at once, and the worker settles up
     before it stops polling and blocks."""
     import socket
-    import struct
     import threading
 
     from llm_proxy.addon import worker as worker_mod
-    from llm_proxy.audit import AuditConfig
     from llm_proxy.store.journal import list_segments, read_segment
 
-    monkeypatch.setattr(worker_mod, "RECEIVED_ACK_DELAY_S", 60.0)
-    monkeypatch.setattr(worker_mod, "RECEIVED_POLL_FOR_S", 60.0)
-    proxy_end, worker_end = socket.socketpair()
+    proxy_end, thread = _lazy_worker(tmp_path, monkeypatch)
     store = tmp_path / "store"
-    thread = threading.Thread(target=worker_mod.serve, daemon=True, args=(
-        worker_end, AuditConfig(flush_seconds=60, ack="received"), store, "unit"))
-    thread.start()
-
-    def frame(i: int, body: bytes = b"{}") -> bytes:
-        return worker_mod.encode_frame({
-            "seq": i, "fid": f"f{i}", "t0": 1_700_000_000.0 + i, "t2": 1_700_000_000.5 + i,
-            "method": "POST", "host": "api.openai.com", "port": 443,
-            "path": "/v1/chat/completions", "rqh": (), "rqb": body, "rql": len(body),
-            "status": 200, "rsh": (), "rsb": b"{}", "rsl": 2})
 
     def journaled() -> int:
         return sum(1 for _, _, seg in list_segments(store / "journal") for _ in read_segment(seg))
 
-    def next_ack(timeout: float, until: int = 0) -> int | None:
-        """The highest acknowledgement that came within ``timeout`` (or once ``until``)."""
-        proxy_end.settimeout(timeout)
-        got = None
-        try:
-            while got is None or got < until:
-                got = struct.unpack("!Q", proxy_end.recv(8))[0]
-        except TimeoutError:
-            pass
-        return got
-
-    proxy_end.sendall(b"".join(frame(i) for i in (1, 2, 3)))
-    assert next_ack(0.5) is None  # journaled, acknowledgement deferred
+    proxy_end.sendall(b"".join(_small_frame(i) for i in (1, 2, 3)))
+    assert _acks_until(proxy_end, 0, 0.5) is None  # journaled, acknowledgement deferred
     assert journaled() == 3
     big = b'{"input": "' + b"x" * 400_000 + b'"}'  # more than the socket holds at once
-    sender = threading.Thread(target=proxy_end.sendall, args=(frame(4, big),))
+    sender = threading.Thread(target=proxy_end.sendall, args=(_small_frame(4, big),))
     sender.start()
-    assert next_ack(10, until=4) == 4  # at once: the proxy may be waiting for it
+    assert _acks_until(proxy_end, 4, 10) == 4  # at once: the proxy may be waiting for it
     sender.join(10)
-    proxy_end.sendall(frame(5))
-    assert next_ack(0.5) is None
+    proxy_end.sendall(_small_frame(5))
+    assert _acks_until(proxy_end, 0, 0.5) is None
     monkeypatch.setattr(worker_mod, "RECEIVED_POLL_FOR_S", 0.2)  # now idle: it stops polling
-    assert next_ack(10, until=5) == 5  # ... and settles up before it blocks
+    assert _acks_until(proxy_end, 5, 10) == 5  # ... and settles up before it blocks
     proxy_end.shutdown(socket.SHUT_WR)
     thread.join(30)
     assert not thread.is_alive()
@@ -351,13 +326,14 @@ def _lazy_worker(tmp_path, monkeypatch, **cfg):
     return proxy_end, thread
 
 
-def _small_frame(i: int) -> bytes:
+def _small_frame(i: int, body: bytes = b"{}") -> bytes:
     from llm_proxy.addon.worker import encode_frame
 
     return encode_frame({
         "seq": i, "fid": f"f{i}", "t0": 1_700_000_000.0 + i, "t2": 1_700_000_000.5 + i,
         "method": "POST", "host": "api.openai.com", "port": 443, "path": "/v1/chat/completions",
-        "rqh": (), "rqb": b"{}", "rql": 2, "status": 200, "rsh": (), "rsb": b"{}", "rsl": 2})
+        "rqh": (), "rqb": body, "rql": len(body), "status": 200, "rsh": (), "rsb": b"{}",
+        "rsl": 2})
 
 
 def _acks_until(sock, want: int, timeout: float) -> int | None:

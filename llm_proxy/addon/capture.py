@@ -176,8 +176,15 @@ class AuditAddon:
         if response is None or not self.intercepted(flow.request.host):
             return
         ctype = response.headers.get("content-type", "")
-        if ctype.startswith(_STREAM_TYPES):
+        # (stream is True: mitmproxy's stream_large_bodies streams this body unbuffered, and
+        # without a tee the record would have none of it)
+        if ctype.startswith(_STREAM_TYPES) or response.stream is True:
             response.stream = _Tee(self._raw_cap)
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        """A request body mitmproxy streams (``stream_large_bodies``) is teed for the record."""
+        if flow.request.stream is True and self.intercepted(flow.request.host):
+            flow.request.stream = _Tee(self._raw_cap)
 
     def response(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         """Hand the capture over; mitmproxy relays the response once this returns or, when
@@ -221,6 +228,10 @@ class AuditAddon:
     # the raw capture ---------------------------------------------------------------------------
     def _request_part(self, flow: http.HTTPFlow) -> dict[str, Any]:
         req = flow.request
+        if isinstance(req.stream, _Tee):  # streamed by mitmproxy: what the tee kept
+            tee = req.stream
+            return {"fid": flow.id, "rqh": req.headers.fields, "rqb": b"".join(tee.chunks),
+                    "rqcut": tee.size > tee.kept, "rql": tee.size}
         raw_req = req.raw_content or b""
         return {
             "fid": flow.id,
