@@ -324,3 +324,30 @@ def test_bodies_mitmproxy_streams_for_stream_large_bodies_are_still_recorded(moc
     assert r["request_model"] == "gpt-4o-mini" and r["response_model"]
     assert r["response_bytes"] >= 50_000 and r["response_body"]
     assert r["input_tokens"] and r["output_tokens"] and r["usage_source"] == "provider"
+
+
+def test_a_chunked_request_over_the_stream_limit_is_recorded(mock, tmp_path: Path):
+    """A body of unknown size (chunked upload, no Content-Length) is streamed by mitmproxy only
+    once stream_large_bodies is passed — after the hooks that could tee it — so the addon tees
+    such bodies from the start whenever the option is set."""
+    proxy = ProxyProcess(store=tmp_path / "store", confdir=tmp_path / "mitm",
+                         upstream_ca=Path(mock.ca_cert_path),
+                         extra_args=["--set", "stream_large_bodies=8k"])
+    body = json.dumps({"model": "gpt-4o-mini", "messages": [
+        {"role": "user", "content": "chunked upload " + "notes on the quarter " * 2500}]}).encode()
+
+    def chunks():
+        for i in range(0, len(body), 4096):
+            yield body[i:i + 4096]
+
+    with proxy:
+        with httpx2.Client(proxy=proxy.url,
+                           verify=ssl.create_default_context(cafile=proxy.ca_bundle)) as client:
+            res = client.post(f"{mock.url}/v1/chat/completions", content=chunks(),
+                              headers={"authorization": f"Bearer {OPENAI_KEY}",
+                                       "content-type": "application/json",
+                                       "x-user-id": "chunked"})
+            assert res.status_code == 200 and "content-length" not in res.request.headers
+        [r] = records(proxy.store, "user_id = 'chunked'", expect=1)
+    assert r["request_bytes"] == len(body) and not r["request_truncated"]
+    assert "chunked upload" in r["request_body"] and r["request_model"] == "gpt-4o-mini"

@@ -365,6 +365,26 @@ def test_a_capture_the_proxy_waits_for_is_acknowledged_at_once(tmp_path, monkeyp
     thread.join(30)
 
 
+def test_a_frame_of_an_unknown_kind_is_not_taken_for_a_capture(tmp_path, monkeypatch):
+    """A newer proxy may send frames this worker does not know: they are skipped, not built
+    into audit_error records (nor do they crash the worker into restarts)."""
+    import socket
+
+    from llm_proxy.addon.worker import encode_frame
+    from llm_proxy.store.journal import list_segments, read_segment
+
+    proxy_end, thread = _lazy_worker(tmp_path, monkeypatch)
+    proxy_end.sendall(encode_frame({"kind": "something_new"}) + _small_frame(1))
+    proxy_end.shutdown(socket.SHUT_WR)
+    thread.join(30)
+    records = [r for _, _, seg in list_segments(tmp_path / "store" / "journal")
+               for r in read_segment(seg)]
+    import pyarrow.parquet as pq
+    records += [r for f in (tmp_path / "store").rglob("*.parquet")
+                for r in pq.read_table(f, columns=["id", "error_type"]).to_pylist()]
+    assert len(records) == 1 and records[0]["error_type"] is None
+
+
 def test_owed_acknowledgements_go_out_before_the_batch_is_flushed(tmp_path, monkeypatch):
     """Once a batch is in Parquet its segment is gone, and a capture resent after a worker
     crash would no longer be recognised as journaled (a double record): acknowledge first."""

@@ -176,15 +176,23 @@ class AuditAddon:
         if response is None or not self.intercepted(flow.request.host):
             return
         ctype = response.headers.get("content-type", "")
-        # (stream is True: mitmproxy's stream_large_bodies streams this body unbuffered, and
-        # without a tee the record would have none of it)
-        if ctype.startswith(_STREAM_TYPES) or response.stream is True:
+        if ctype.startswith(_STREAM_TYPES) or self._streamed_unbuffered(response):
             response.stream = _Tee(self._raw_cap)
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         """A request body mitmproxy streams (``stream_large_bodies``) is teed for the record."""
-        if flow.request.stream is True and self.intercepted(flow.request.host):
+        if self._streamed_unbuffered(flow.request) and self.intercepted(flow.request.host):
             flow.request.stream = _Tee(self._raw_cap)
+
+    def _streamed_unbuffered(self, message: http.Message) -> bool:
+        """Whether mitmproxy streams this body because of ``stream_large_bodies``: then it keeps
+        none of it, and only a tee gives the record its body. mitmproxy decides before the
+        headers hooks when a Content-Length is over the limit (``stream`` is True here), but
+        for a body of unknown size (chunked, HTTP/2) only once the limit is passed, after
+        them: such a body is teed from the start whenever the option is set."""
+        if message.stream is True:
+            return True
+        return bool(ctx.options.stream_large_bodies) and "content-length" not in message.headers
 
     def response(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         """Hand the capture over; mitmproxy relays the response once this returns or, when
@@ -237,7 +245,8 @@ class AuditAddon:
             "fid": flow.id,
             "rqh": req.headers.fields,
             "rqb": raw_req[: self._raw_cap],
-            "rqcut": len(raw_req) > self._raw_cap,
+            # (streamed without a tee: mitmproxy kept nothing, so what is missing is marked)
+            "rqcut": len(raw_req) > self._raw_cap or req.stream is True,
             "rql": len(raw_req),
         }
 
@@ -267,7 +276,8 @@ class AuditAddon:
             else:
                 raw = resp.raw_content or b""
                 cap.update(t1=resp.timestamp_start, rsb=raw[: self._raw_cap],
-                           rscut=len(raw) > self._raw_cap, rsl=len(raw))
+                           rscut=len(raw) > self._raw_cap or resp.stream is True,
+                           rsl=len(raw))
             cap["t2"] = resp.timestamp_end or time.time()
         else:
             cap["t2"] = time.time()

@@ -276,6 +276,7 @@ def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> 
         lines: list[bytes] = []
         group_seq = acked = -1  # the last capture built; the last acknowledged
         ack_now = False
+        built = 0
         for cap in caps:
             kind = cap.get("kind")
             if kind == "request":  # an early request part: work ahead, no ack
@@ -283,6 +284,8 @@ def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> 
                 continue
             if kind == "ack_now":
                 ack_now = True
+                continue
+            if kind is not None:  # a frame of a newer proxy: not a capture
                 continue
             cap_seq = cap.get("seq")
             if cap_seq is not None:
@@ -294,6 +297,7 @@ def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> 
                 # (else resent by the proxy after a worker crash; replay has it already)
                 batch.count += 1
                 lines.append(encode_record(record))
+            built += 1
             if ack_each:
                 journal_and_ack(lines, group_seq)
                 lines, acked = [], group_seq
@@ -306,7 +310,7 @@ def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> 
             if group_seq >= 0:
                 if owed_seq < 0:
                     owed_since = time.monotonic()
-                owed_seq, owed_count = group_seq, owed_count + len(caps)
+                owed_seq, owed_count = group_seq, owed_count + built
             if owed_seq >= 0 and (ack_now or got >= _LARGE_READ or (had_partial and offset)
                                   or eof or owed_count >= RECEIVED_ACK_RECORDS
                                   or time.monotonic() - owed_since >= RECEIVED_ACK_DELAY_S):

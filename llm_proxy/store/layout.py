@@ -13,6 +13,7 @@ between proxy instances (or restarts) writing to the same store.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import secrets
@@ -64,8 +65,8 @@ def record_time_us(record: dict) -> int | None:
     when a damaged journal line has none usable (a string, a float, nanoseconds) — the
     millisecond time in its ULID ``id``; ``None`` when neither says."""
     ts = record.get("ts")
-    if isinstance(ts, float) and ts.is_integer():
-        ts = int(ts)
+    if isinstance(ts, float) and math.isfinite(ts):
+        ts = int(ts)  # truncated, as Arrow converts it: the flush and the views must agree
     if isinstance(ts, int) and not isinstance(ts, bool) and 0 <= ts < TS_END_US:
         return ts
     rid = record.get("id")

@@ -116,6 +116,8 @@ def replay(store: Path, recovered_ids: set[str] | None = None) -> int:
             seen: set[str] = set()
             unique = [r for r in records if not isinstance(r.get("id"), str)
                       or not (r["id"] in seen or seen.add(r["id"]))]
+            if recovered_ids is not None:  # (journaled, even if the segment stays below)
+                recovered_ids.update(seen)
             try:
                 table = records_to_table(unique)
             except Exception as exc:  # damaged content must not stop the proxy's start
@@ -127,8 +129,6 @@ def replay(store: Path, recovered_ids: set[str] | None = None) -> int:
             # the start loudly: the proxy then fails closed rather than record nothing)
             flush_table(store, segment, instance, seq, table)
             recovered += table.num_rows
-            if recovered_ids is not None:
-                recovered_ids.update(seen)
         finally:
             os.close(fd)
     return recovered
