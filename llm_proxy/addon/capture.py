@@ -88,6 +88,7 @@ class AuditAddon:
         self._raw_cap = 4 * 1024 * 1024
         self._live: dict[str, http.HTTPFlow] = {}  # intercepted exchanges not yet recorded
         self._relay_at_once = False
+        self._stream_large = False  # mitmproxy's stream_large_bodies is set
 
     # lifecycle ----------------------------------------------------------------------------------
     def load(self, loader: Any) -> None:
@@ -100,6 +101,8 @@ class AuditAddon:
                           "Name of this proxy instance in file names and records (default: host name).")
 
     def configure(self, updated: set[str]) -> None:
+        if "stream_large_bodies" in updated:  # read once here, not per flow
+            self._stream_large = bool(ctx.options.stream_large_bodies)
         if not updated & {"audit_store", "audit_config", "audit_intercept", "audit_instance"}:
             return
         try:
@@ -192,7 +195,7 @@ class AuditAddon:
         them: such a body is teed from the start whenever the option is set."""
         if message.stream is True:
             return True
-        return bool(ctx.options.stream_large_bodies) and "content-length" not in message.headers
+        return self._stream_large and "content-length" not in message.headers
 
     def response(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         """Hand the capture over; mitmproxy relays the response once this returns or, when
@@ -272,7 +275,9 @@ class AuditAddon:
             if tee is not None:
                 body = b"".join(tee.chunks)
                 cap.update(t1=tee.marks[0][1] if tee.marks else resp.timestamp_start, rsb=body,
-                           rscut=tee.size > tee.kept, rsl=tee.size, sm=True, tm=tee.marks)
+                           rscut=tee.size > tee.kept, rsl=tee.size, tm=tee.marks,
+                           # (not a body teed only because stream_large_bodies streams it)
+                           sm=resp.headers.get("content-type", "").startswith(_STREAM_TYPES))
             else:
                 raw = resp.raw_content or b""
                 cap.update(t1=resp.timestamp_start, rsb=raw[: self._raw_cap],

@@ -67,9 +67,9 @@ RECEIVED_POLL_FOR_S = 1.0
 _LARGE_READ = 64 * 1024
 # ... and it acknowledges lazily: an acknowledgement only lets the proxy forget captures it
 # keeps for a resend, yet each one wakes the proxy's idle event loop. At most every
-# RECEIVED_ACK_DELAY_S, or at once after RECEIVED_ACK_RECORDS records, a large read or a frame
-# that spanned reads (then the socket was full and the proxy may be waiting for this
-# acknowledgement), and always before blocking.
+# RECEIVED_ACK_DELAY_S, or at once: after RECEIVED_ACK_RECORDS records, a large read or a frame
+# that spanned reads (the socket was full), an ACK_NOW_FRAME (the proxy says a response
+# waits), before a batch goes to Parquet, and before blocking.
 RECEIVED_ACK_DELAY_S = 0.1
 RECEIVED_ACK_RECORDS = 256
 
