@@ -176,6 +176,46 @@ def test_exchange_in_flight_at_shutdown_is_recorded(mock, tmp_path: Path):
     assert r["error_type"] == "proxy_shutdown" and r["request_model"] == "gpt-4o-mini"
 
 
+def test_upload_still_arriving_at_shutdown_is_recorded(mock, tmp_path: Path):
+    """A request whose body is still arriving when the proxy stops (mitmproxy has not called
+    the request hook yet, and sends no error hook at shutdown) gets its record too."""
+    import ssl
+
+    import httpx2
+
+    store = tmp_path / "store"
+    proxy = ProxyProcess(store=store, confdir=tmp_path / "mitm", upstream_ca=Path(mock.ca_cert_path))
+    proxy.start()
+    release = threading.Event()
+    outcome: list[str] = []
+
+    def body():
+        yield b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "' + b"x" * 4096
+        release.wait(30)  # the rest never comes while the proxy runs
+        yield b'"}]}'
+
+    def upload() -> None:
+        try:
+            with httpx2.Client(proxy=proxy.url, timeout=30,
+                               verify=ssl.create_default_context(cafile=proxy.ca_bundle)) as http:
+                http.post(f"{mock.url}/v1/chat/completions", content=body(),
+                          headers={"authorization": "Bearer sk-test-upload",
+                                   "content-type": "application/json", "x-user-id": "uploading"})
+            outcome.append("answered")
+        except Exception as exc:
+            outcome.append(type(exc).__name__)
+
+    thread = threading.Thread(target=upload)
+    thread.start()
+    time.sleep(1.0)
+    assert proxy.stop() == 0
+    release.set()
+    thread.join(35)
+    assert outcome and outcome[0] != "answered"
+    [r] = records(store, "user_id = 'uploading'")
+    assert r["error_type"] == "proxy_shutdown" and r["method"] == "POST"
+
+
 @pytest.mark.parametrize("ack", ["journaled", "received"])
 def test_what_a_response_waits_for(mock, tmp_path: Path, ack: str):
     """With the capture worker stopped (SIGSTOP), ack = "received" still relays at once: the

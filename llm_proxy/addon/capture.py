@@ -183,8 +183,13 @@ class AuditAddon:
             response.stream = _Tee(self._raw_cap)
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
-        """A request body mitmproxy streams (``stream_large_bodies``) is teed for the record."""
-        if self._streamed_unbuffered(flow.request) and self.intercepted(flow.request.host):
+        """Track the exchange from its headers on (an upload still arriving when the proxy
+        stops gets its record too), and tee a request body mitmproxy streams
+        (``stream_large_bodies``) for the record."""
+        if self.client is None or not self.intercepted(flow.request.host):
+            return
+        self._live[flow.id] = flow
+        if self._streamed_unbuffered(flow.request):
             flow.request.stream = _Tee(self._raw_cap)
 
     def _streamed_unbuffered(self, message: http.Message) -> bool:
