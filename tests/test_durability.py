@@ -150,6 +150,28 @@ def test_two_proxies_share_one_store(mock, tmp_path: Path):
     assert len(rows) == 10 and len({r["id"] for r in rows}) == 10
 
 
+def outcome_across_a_stop(proxy: ProxyProcess, call, after_stop=None) -> list[str]:
+    """Run ``call`` in a thread, stop the proxy cleanly a second later (then ``after_stop``)
+    and return how the call ended: ``["answered"]`` or the exception's name."""
+    outcome: list[str] = []
+
+    def run() -> None:
+        try:
+            call()
+            outcome.append("answered")
+        except Exception as exc:
+            outcome.append(type(exc).__name__)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    time.sleep(1.0)
+    assert proxy.stop() == 0
+    if after_stop is not None:
+        after_stop()
+    thread.join(35)
+    return outcome
+
+
 def test_exchange_in_flight_at_shutdown_is_recorded(mock, tmp_path: Path):
     """A request still waiting for its upstream when the proxy stops gets its record too."""
     store = tmp_path / "store"
@@ -157,20 +179,8 @@ def test_exchange_in_flight_at_shutdown_is_recorded(mock, tmp_path: Path):
     proxy.start()
     client = openai_client(mock.url, proxy.url, proxy.ca_bundle, max_retries=0, timeout=30,
                            default_headers={"x-mock-scenario": "hang", "x-user-id": "inflight"})
-    outcome: list[str] = []
-
-    def call() -> None:
-        try:
-            client.chat.completions.create(model="gpt-4o-mini", messages=MSG)
-            outcome.append("answered")
-        except Exception as exc:
-            outcome.append(type(exc).__name__)
-
-    thread = threading.Thread(target=call)
-    thread.start()
-    time.sleep(1.0)
-    assert proxy.stop() == 0
-    thread.join(35)
+    outcome = outcome_across_a_stop(
+        proxy, lambda: client.chat.completions.create(model="gpt-4o-mini", messages=MSG))
     assert outcome and outcome[0] != "answered"
     [r] = records(store, "user_id = 'inflight'")
     assert r["error_type"] == "proxy_shutdown" and r["request_model"] == "gpt-4o-mini"
@@ -187,7 +197,6 @@ def test_upload_still_arriving_at_shutdown_is_recorded(mock, tmp_path: Path):
     proxy = ProxyProcess(store=store, confdir=tmp_path / "mitm", upstream_ca=Path(mock.ca_cert_path))
     proxy.start()
     release = threading.Event()
-    outcome: list[str] = []
 
     def body():
         yield b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "' + b"x" * 4096
@@ -195,22 +204,13 @@ def test_upload_still_arriving_at_shutdown_is_recorded(mock, tmp_path: Path):
         yield b'"}]}'
 
     def upload() -> None:
-        try:
-            with httpx2.Client(proxy=proxy.url, timeout=30,
-                               verify=ssl.create_default_context(cafile=proxy.ca_bundle)) as http:
-                http.post(f"{mock.url}/v1/chat/completions", content=body(),
-                          headers={"authorization": "Bearer sk-test-upload",
-                                   "content-type": "application/json", "x-user-id": "uploading"})
-            outcome.append("answered")
-        except Exception as exc:
-            outcome.append(type(exc).__name__)
+        with httpx2.Client(proxy=proxy.url, timeout=30,
+                           verify=ssl.create_default_context(cafile=proxy.ca_bundle)) as http:
+            http.post(f"{mock.url}/v1/chat/completions", content=body(),
+                      headers={"authorization": "Bearer sk-test-upload",
+                               "content-type": "application/json", "x-user-id": "uploading"})
 
-    thread = threading.Thread(target=upload)
-    thread.start()
-    time.sleep(1.0)
-    assert proxy.stop() == 0
-    release.set()
-    thread.join(35)
+    outcome = outcome_across_a_stop(proxy, upload, after_stop=release.set)
     assert outcome and outcome[0] != "answered"
     [r] = records(store, "user_id = 'uploading'")
     assert r["error_type"] == "proxy_shutdown" and r["method"] == "POST"

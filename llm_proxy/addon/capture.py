@@ -162,12 +162,11 @@ class AuditAddon:
 
     # flow hooks ------------------------------------------------------------------------------
     def request(self, flow: http.HTTPFlow) -> None:
-        """Track the exchange until it is recorded, and hand a large request to the worker
-        now, so its redaction overlaps the upstream's answer (a 100 KiB RAG prompt takes
-        milliseconds to redact; a small one is cheaper to redact with its response)."""
+        """Hand a large request to the worker now, so its redaction overlaps the upstream's
+        answer (a 100 KiB RAG prompt takes milliseconds to redact; a small one is cheaper to
+        redact with its response). (``requestheaders`` already tracks the exchange.)"""
         if self.client is None or not self.intercepted(flow.request.host):
             return
-        self._live[flow.id] = flow
         if len(flow.request.raw_content or b"") >= _PREFETCH_MIN:
             part = self._request_part(flow)
             part["kind"] = "request"

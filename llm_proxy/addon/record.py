@@ -34,11 +34,11 @@ from llm_proxy.pricing import FREE_OPERATIONS, PriceTable, estimate_usage
 from llm_proxy.providers import first_token_offset, parse_exchange
 from llm_proxy.redact import ADDRESS_HEADERS, RedactionPolicy, Redactor, merge_counts
 from llm_proxy.schema import COLUMN_GROUPS, RECORD_SCHEMA, empty_record
+from llm_proxy.store.layout import CROCKFORD
 
 __all__ = ["RecordBuilder", "classify_transport_error", "first_token_at", "ratelimit_usage_pct",
            "ulid"]
 
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
 def ulid(ts_s: float, seed: str) -> str:
@@ -46,7 +46,7 @@ def ulid(ts_s: float, seed: str) -> str:
     ms = int(ts_s * 1000) & ((1 << 48) - 1)
     rand = int.from_bytes(hashlib.blake2b(seed.encode(), digest_size=10).digest(), "big")
     value = (ms << 80) | rand
-    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+    return "".join(CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
 
 
 def classify_transport_error(message: str) -> str:

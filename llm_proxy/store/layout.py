@@ -37,6 +37,7 @@ __all__ = [
     "make_dirs",
     "fsync_dir",
     "record_time_us",
+    "CROCKFORD",
     "TS_END_US",
 ]
 
@@ -57,7 +58,8 @@ def partition_of(ts_us: int) -> tuple[str, str]:
 
 # Partitions exist from 1970 to the end of year 9999 (what a date can name).
 TS_END_US = int(datetime(9999, 12, 31, 23, tzinfo=UTC).timestamp()) * 1_000_000
-_CROCKFORD = {c: i for i, c in enumerate("0123456789ABCDEFGHJKMNPQRSTVWXYZ")}
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # the ULID alphabet of record ids
+_CROCKFORD_VALUE = {c: i for i, c in enumerate(CROCKFORD)}
 
 
 def record_time_us(record: dict) -> int | None:
@@ -74,9 +76,9 @@ def record_time_us(record: dict) -> int | None:
         return None
     ms = 0
     for ch in rid[:10].upper():
-        if ch not in _CROCKFORD:
+        if ch not in _CROCKFORD_VALUE:
             return None
-        ms = ms * 32 + _CROCKFORD[ch]
+        ms = ms * 32 + _CROCKFORD_VALUE[ch]
     return ms * 1000 if 0 <= ms * 1000 < TS_END_US else None
 
 
