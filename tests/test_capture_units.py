@@ -164,6 +164,17 @@ def test_transport_errors_are_classified(message, kind):
     assert classify_transport_error(message) == kind
 
 
+def test_a_body_cut_short_is_the_clients_abort_while_the_request_was_still_arriving():
+    """mitmproxy words a client hanging up mid-upload like a reset; only whether the request
+    had arrived whole tells the two apart."""
+    cut = ("HTTP/1 protocol error: peer closed connection without sending complete message body "
+           "(received 20 bytes, expected 10000)")
+    assert classify_transport_error(cut, request_complete=False) == "client_abort"
+    assert classify_transport_error(cut, request_complete=True) == "connection_reset"
+    assert classify_transport_error("Server disconnected.", request_complete=False) \
+        == "connection_reset"
+
+
 @pytest.mark.parametrize("fsync,ack", [("interval", "journaled"), ("always", "journaled"),
                                        ("interval", "received")])
 def test_worker_acknowledges_a_burst_as_it_builds(tmp_path, monkeypatch, fsync, ack):

@@ -10,6 +10,7 @@ import json
 import socket
 import ssl
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -163,6 +164,31 @@ def test_client_abort_mid_stream_is_recorded(mock, proxy, user):
     stream.close()  # the client hangs up mid-stream
     [r] = records(proxy.store, f"user_id = '{user}'", expect=1)
     assert r["error_type"] == "client_abort" and r["status_code"] == 200 and r["stream"] is True
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_client_hanging_up_mid_upload_is_a_client_abort(mock, proxy, framing):
+    """A client that hangs up before its request body is complete: one record, a client_abort
+    (mitmproxy words it like a reset), with what arrived of the request and no response."""
+    user = f"upload-{framing}"
+    body = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "half'
+    length = (f"Content-Length: {len(body) + 5000}" if framing == "content-length"
+              else "Transfer-Encoding: chunked")
+    sent = body if framing == "content-length" else f"{len(body):x}\r\n".encode() + body + b"\r\n"
+    host = f"127.0.0.1:{mock.port}"
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as raw:
+        raw.sendall(f"CONNECT {host} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        assert raw.recv(1024).startswith(b"HTTP/1.1 200")
+        ctx = ssl.create_default_context(cafile=str(proxy.ca_bundle))
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            tls.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\n"
+                        f"Authorization: Bearer {OPENAI_KEY}\r\nx-user-id: {user}\r\n"
+                        f"Content-Type: application/json\r\n{length}\r\n\r\n".encode() + sent)
+            time.sleep(0.3)  # the proxy has read the part sent before the client hangs up
+    [r] = records(proxy.store, f"user_id = '{user}'", expect=1)
+    assert r["error_type"] == "client_abort", r["error_message"]
+    assert "complete message body" in r["error_message"] and r["status_code"] is None
+    assert r["method"] == "POST" and r["endpoint"] == "/v1/chat/completions"
 
 
 def test_upstream_aborting_a_stream_is_recorded(mock, proxy, user):

@@ -292,6 +292,8 @@ class AuditAddon:
             cap["t2"] = time.time()
         if flow.error is not None:
             cap["err"] = flow.error.msg
+        if req.timestamp_end is None:  # the request never arrived whole: says whose side failed
+            cap["rqopen"] = True
         return cap
 
 

@@ -49,10 +49,18 @@ def ulid(ts_s: float, seed: str) -> str:
     return "".join(CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
 
 
-def classify_transport_error(message: str) -> str:
-    """Map mitmproxy's error text to an ``error_type``."""
+def classify_transport_error(message: str, request_complete: bool = True) -> str:
+    """Map mitmproxy's error text to an ``error_type``.
+
+    mitmproxy words a client that hangs up in the middle of its upload like a reset ("peer
+    closed connection without sending complete message body"); ``request_complete`` False (the
+    proxy never had the whole request) says whose side it was: that is a ``client_abort``.
+    """
     m = message.lower()
     if "client disconnected" in m or "client closed" in m or "client aborted" in m:
+        return "client_abort"
+    if not request_complete and ("peer closed" in m or "incomplete" in m
+                                 or "connection reset" in m):
         return "client_abort"
     if "timed out" in m or "timeout" in m:
         return "timeout"
@@ -250,7 +258,8 @@ class RecordBuilder:
         record["path"] = sanitize_query(cap["path"])
         record["endpoint"] = cap["path"].partition("?")[0]
         if cap.get("err"):
-            record["error_type"] = classify_transport_error(cap["err"])
+            record["error_type"] = classify_transport_error(cap["err"],
+                                                            not cap.get("rqopen", False))
             record["error_message"] = self._redact_log(cap["err"])
         return record
 
