@@ -351,3 +351,54 @@ def test_a_chunked_request_over_the_stream_limit_is_recorded(mock, tmp_path: Pat
         [r] = records(proxy.store, "user_id = 'chunked'", expect=1)
     assert r["request_bytes"] == len(body) and not r["request_truncated"]
     assert "chunked upload" in r["request_body"] and r["request_model"] == "gpt-4o-mini"
+
+
+def test_an_upstream_silent_until_the_proxy_gives_up_is_a_timeout(mock, tmp_path: Path):
+    """mitmproxy closes a connection that stays silent for ``tcp_timeout`` and tells the flow
+    "Client disconnected."; the record says what happened: a ``timeout``, before the response
+    headers (a hung upstream) or in the middle of a stream that stalled. A client that gives up
+    by itself sooner is still a ``client_abort``."""
+    proxy = ProxyProcess(store=tmp_path / "store", confdir=tmp_path / "mitm",
+                         upstream_ca=Path(mock.ca_cert_path), extra_args=["--set", "tcp_timeout=2"])
+
+    def call(user: str, scenario: str, timeout: float, *, stream: bool = False) -> str:
+        with httpx2.Client(proxy=proxy.url, timeout=timeout,
+                           verify=ssl.create_default_context(cafile=proxy.ca_bundle)) as client:
+            try:
+                res = client.post(f"{mock.url}/v1/chat/completions",
+                                  json={"model": "gpt-4o-mini", "messages": MSG, "stream": stream},
+                                  headers={"authorization": f"Bearer {OPENAI_KEY}",
+                                           "x-user-id": user, "x-mock-scenario": scenario})
+                return f"HTTP {res.status_code}"
+            except httpx2.HTTPError as exc:
+                return type(exc).__name__
+
+    with proxy:
+        started = time.monotonic()
+        assert call("hung", "hang", 30.0) == "RemoteProtocolError"  # the proxy hung up
+        assert 1.5 < time.monotonic() - started < 10
+        assert call("stalled", "chunk_delay:8000", 30.0, stream=True) != "HTTP 200"
+        assert call("impatient", "hang", 0.3) == "ReadTimeout"
+        # a stream still flowing after longer than tcp_timeout, left by its reader: not a timeout
+        with httpx2.Client(proxy=proxy.url, timeout=30,
+                           verify=ssl.create_default_context(cafile=proxy.ca_bundle)) as client:
+            with client.stream("POST", f"{mock.url}/v1/chat/completions",
+                               json={"model": "gpt-4o-mini", "messages": MSG, "stream": True},
+                               headers={"authorization": f"Bearer {OPENAI_KEY}",
+                                        "x-user-id": "left", "x-mock-scenario": "chunk_delay:300"}
+                               ) as res:
+                opened = time.monotonic()
+                for _ in res.iter_raw():
+                    if time.monotonic() - opened > 2.6:
+                        break
+                else:
+                    pytest.fail("the stream ended before the reader left it")
+        hung, stalled, impatient, left = (
+            records(proxy.store, f"user_id = '{u}'", expect=1)[0]
+            for u in ("hung", "stalled", "impatient", "left"))
+    assert hung["error_type"] == "timeout" and hung["status_code"] is None
+    assert "sent nothing for 2 s" in hung["error_message"] and hung["latency_ms"] >= 1900
+    assert stalled["error_type"] == "timeout" and stalled["status_code"] == 200
+    assert stalled["stream"] is True
+    assert impatient["error_type"] == "client_abort" and impatient["latency_ms"] < 1500
+    assert left["error_type"] == "client_abort" and left["latency_ms"] > 2500

@@ -45,6 +45,9 @@ _STREAM_TYPES = ("text/event-stream", "application/x-ndjson", "application/vnd.a
 # within a few chunks, and a bound keeps a long stream's capture small.
 _MARKS_CAP = 64
 _now = time.time  # mitmproxy's timestamps are time.time() too
+# mitmproxy closes a connection silent for tcp_timeout seconds and reports it to the flow as
+# "Client disconnected."; an exchange that was silent this close to the limit was timed out.
+_IDLE_SLACK_S = 1.0
 
 
 class _Tee:
@@ -57,7 +60,7 @@ class _Tee:
     costs one clock read and one append per early chunk.
     """
 
-    __slots__ = ("cap", "chunks", "kept", "marks", "size")
+    __slots__ = ("cap", "chunks", "kept", "last", "marks", "size")
 
     def __init__(self, cap: int) -> None:
         self.chunks: list[bytes] = []
@@ -65,12 +68,14 @@ class _Tee:
         self.kept = 0
         self.cap = cap
         self.marks: list[tuple[int, float]] = []
+        self.last = 0.0  # when the latest chunk arrived: a stalled stream is told by it
 
     def __call__(self, chunk: bytes) -> bytes:
         if chunk:
+            self.last = now = _now()
             self.size += len(chunk)
             if len(self.marks) < _MARKS_CAP:
-                self.marks.append((self.size, _now()))
+                self.marks.append((self.size, now))
             if self.kept < self.cap:
                 self.chunks.append(chunk)
                 self.kept += len(chunk)
@@ -89,6 +94,7 @@ class AuditAddon:
         self._live: dict[str, http.HTTPFlow] = {}  # intercepted exchanges not yet recorded
         self._relay_at_once = False
         self._stream_large = False  # mitmproxy's stream_large_bodies is set
+        self._idle_limit = 600.0  # mitmproxy's tcp_timeout
 
     # lifecycle ----------------------------------------------------------------------------------
     def load(self, loader: Any) -> None:
@@ -103,6 +109,8 @@ class AuditAddon:
     def configure(self, updated: set[str]) -> None:
         if "stream_large_bodies" in updated:  # read once here, not per flow
             self._stream_large = bool(ctx.options.stream_large_bodies)
+        if "tcp_timeout" in updated:
+            self._idle_limit = float(ctx.options.tcp_timeout)
         if not updated & {"audit_store", "audit_config", "audit_intercept", "audit_instance"}:
             return
         try:
@@ -290,11 +298,25 @@ class AuditAddon:
             cap["t2"] = resp.timestamp_end or time.time()
         else:
             cap["t2"] = time.time()
-        if flow.error is not None:
-            cap["err"] = flow.error.msg
         if req.timestamp_end is None:  # the request never arrived whole: says whose side failed
             cap["rqopen"] = True
+        elif flow.error is not None and _now() - _last_moved(flow) >= self._idle_limit - _IDLE_SLACK_S:
+            cap["idle"] = self._idle_limit  # the upstream kept silent until mitmproxy gave up
+        if flow.error is not None:
+            cap["err"] = flow.error.msg
         return cap
+
+
+def _last_moved(flow: http.HTTPFlow) -> float:
+    """When the exchange last moved, as far as the addon sees: the request's end, the
+    response's headers, the latest teed chunk (a buffered body's chunks are not seen)."""
+    moved = flow.request.timestamp_end or flow.request.timestamp_start
+    resp = flow.response
+    if resp is not None:
+        moved = max(moved, resp.timestamp_start or 0.0)
+        if isinstance(resp.stream, _Tee):
+            moved = max(moved, resp.stream.last)
+    return moved
 
 
 

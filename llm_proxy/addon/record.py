@@ -258,9 +258,15 @@ class RecordBuilder:
         record["path"] = sanitize_query(cap["path"])
         record["endpoint"] = cap["path"].partition("?")[0]
         if cap.get("err"):
-            record["error_type"] = classify_transport_error(cap["err"],
-                                                            not cap.get("rqopen", False))
-            record["error_message"] = self._redact_log(cap["err"])
+            kind = classify_transport_error(cap["err"], not cap.get("rqopen", False))
+            message = cap["err"]
+            if cap.get("idle") and kind == "client_abort":
+                # mitmproxy's inactivity timeout, reported to the flow as the client leaving
+                kind = "timeout"
+                message = (f"the upstream sent nothing for {cap['idle']:g} s, so the proxy closed "
+                           f"the connection (mitmproxy's tcp_timeout): {message}")
+            record["error_type"] = kind
+            record["error_message"] = self._redact_log(message)
         return record
 
     def _build(self, cap: dict[str, Any]) -> dict[str, Any]:
