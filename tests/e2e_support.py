@@ -25,9 +25,10 @@ def openai_client(base_url: str, proxy_url: str, ca: Path, **kw: Any) -> openai.
 
 
 def anthropic_client(base_url: str, proxy_url: str, ca: Path, **kw: Any) -> anthropic.Anthropic:
+    http2 = kw.pop("http2", False)
     return anthropic.Anthropic(
         base_url=base_url, api_key=kw.pop("api_key", ANTHROPIC_KEY),
-        http_client=anthropic.DefaultHttpxClient(proxy=proxy_url,
+        http_client=anthropic.DefaultHttpxClient(proxy=proxy_url, http2=http2,
                                                  verify=ssl.create_default_context(cafile=ca)), **kw)
 
 

@@ -7,14 +7,19 @@ and every failure scenario surfacing in the SDK the way the real failure would.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+import re
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -22,7 +27,7 @@ import httpx2
 import openai
 import pytest
 
-from llm_proxy.mock import MockLLMServer
+from llm_proxy.mock import SCENARIOS, MockLLMServer
 
 USER_TEXT = "Write a haiku about audit logs"
 MSG: Any = [{"role": "user", "content": USER_TEXT}]  # Any: the SDKs want their TypedDicts
@@ -508,3 +513,236 @@ def test_cli_serves_until_sigterm() -> None:
             assert process.wait(timeout=5) == 0
         finally:
             process.kill()
+
+
+# --------------------------------------------------------------------------- HTTP/2
+
+CHAT = "/v1/chat/completions"
+AUTH = {"authorization": "Bearer sk-test-mock"}
+_ID_OR_TIME = re.compile(rb'(?<=[-_])[0-9a-f]{16}|"created(_at)?":\d+')
+# every scenario that answers (the arguments keep the test quick)
+_ANSWERING = {name: name for name in SCENARIOS - {"reset", "hang", "stream_abort"}} | {
+    "rate_limit_then_ok": "rate_limit_then_ok:0", "slow": "slow:10",
+    "chunk_delay": "chunk_delay:5", "big": "big:5000"}  # fmt: skip
+
+
+@pytest.fixture
+def h2(server: MockLLMServer) -> Iterator[httpx2.Client]:
+    """An HTTP/2 client of `server` (httpx2, which offers "h2" and "http/1.1" by ALPN)."""
+    with httpx2.Client(http2=True, verify=server.client_ssl_context(), timeout=10) as client:
+        yield client
+
+
+def post_chat(
+    client: httpx2.Client, server: MockLLMServer, scenario: str | None = None, **payload: Any
+) -> httpx2.Response:
+    headers = {**AUTH, "x-mock-scenario": scenario} if scenario else AUTH
+    body = {"model": "gpt-4o-mini", "messages": MSG, **payload}
+    return client.post(f"{server.url}{CHAT}", json=body, headers=headers)
+
+
+def stream_chat(client: httpx2.Client, server: MockLLMServer, scenario: str | None = None,
+                **payload: Any) -> Any:
+    """A streamed chat request (a context manager yielding the response)."""
+    headers = {**AUTH, "x-mock-scenario": scenario} if scenario else AUTH
+    body = {"model": "gpt-4o-mini", "messages": MSG, "stream": True, **payload}
+    return client.stream("POST", f"{server.url}{CHAT}", json=body, headers=headers)
+
+
+def sse_data(lines: list[str]) -> list[Any]:
+    """The JSON payloads of `data:` lines, up to `[DONE]`."""
+    payloads = [line.removeprefix("data: ") for line in lines if line.startswith("data: ")]
+    assert payloads[-1] == "[DONE]"
+    return [json.loads(p) for p in payloads[:-1]]
+
+
+def test_http2_json_reply(server: MockLLMServer, h2: httpx2.Client) -> None:
+    before = server.requests_served_http2
+    response = post_chat(h2, server)
+    assert response.http_version == "HTTP/2" and response.status_code == 200
+    assert response.headers["x-mock-http-version"] == "HTTP/2"
+    assert int(response.headers["content-length"]) == len(response.content)
+    assert response.headers["x-request-id"].startswith("req_")
+    reply = response.json()
+    assert reply["choices"][0]["message"]["content"] == REPLY
+    assert reply["usage"]["completion_tokens"] == words(REPLY)
+    assert server.requests_served_http2 == before + 1
+    assert server.received[-1][2]["authorization"] == AUTH["authorization"]
+
+
+def test_http2_sse_stream_arrives_event_by_event(server: MockLLMServer, h2: httpx2.Client) -> None:
+    arrivals: list[float] = []
+    lines: list[str] = []
+    scenario = "chunk_delay:50"
+    with stream_chat(h2, server, scenario, stream_options={"include_usage": True}) as response:
+        assert response.http_version == "HTTP/2"
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert "content-length" not in response.headers
+        for line in response.iter_lines():
+            if '"content":"' in line and '"content":""' not in line:
+                arrivals.append(time.monotonic())
+            lines.append(line)
+    events = sse_data(lines)
+    text = "".join(e["choices"][0]["delta"].get("content") or "" for e in events if e["choices"])
+    assert text == REPLY and events[-1]["usage"]["completion_tokens"] == words(REPLY)
+    assert len(arrivals) == words(REPLY)
+    assert arrivals[-1] - arrivals[0] >= 0.05 * (len(arrivals) - 1) * 0.9  # paced, not batched
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "zstd"])
+def test_http2_compressed_reply_and_stream(
+    encoding: str, server: MockLLMServer, h2: httpx2.Client
+) -> None:
+    plain = post_chat(h2, server, encoding)
+    assert plain.http_version == "HTTP/2" and plain.headers["content-encoding"] == encoding
+    assert plain.json()["choices"][0]["message"]["content"] == REPLY
+    with stream_chat(h2, server, encoding) as response:
+        assert response.headers["content-encoding"] == encoding
+        events = sse_data(list(response.iter_lines()))
+    assert "".join(e["choices"][0]["delta"].get("content") or "" for e in events) == REPLY
+
+
+def test_http2_error_statuses(server: MockLLMServer, h2: httpx2.Client) -> None:
+    limited = post_chat(h2, server, "rate_limit")
+    assert limited.http_version == "HTTP/2" and limited.status_code == 429
+    assert limited.headers["retry-after-ms"] == "10"
+    assert limited.headers["x-ratelimit-remaining-requests"] == "0"
+    assert limited.json()["error"]["code"] == "rate_limit_exceeded"
+    failed = post_chat(h2, server, "server_error")
+    assert failed.status_code == 500 and failed.json()["error"]["type"] == "server_error"
+    unknown = post_chat(h2, server, "no_such_thing")
+    assert unknown.status_code == 400 and "no_such_thing" in unknown.text
+
+
+def test_http2_stream_abort_resets_the_stream_not_the_connection(
+    server: MockLLMServer, h2: httpx2.Client
+) -> None:
+    """stream_abort sends a few events, then RST_STREAM; the connection serves on."""
+    lines: list[str] = []
+    with pytest.raises(httpx2.RemoteProtocolError, match="StreamReset"):
+        with stream_chat(h2, server, "stream_abort") as response:
+            lines.extend(response.iter_lines())
+    assert any(line.startswith("data: {") for line in lines), "events arrive before the reset"
+    with pytest.raises(httpx2.RemoteProtocolError, match="StreamReset"):
+        post_chat(h2, server, "stream_abort")  # a whole body cut after half of it
+    assert post_chat(h2, server).status_code == 200
+
+
+def test_http2_reset_drops_the_connection_and_hang_never_answers(
+    server: MockLLMServer, h2: httpx2.Client
+) -> None:
+    """reset is a TCP RST, as over HTTP/1.1 (not RST_STREAM: stream_abort is that)."""
+    with pytest.raises(httpx2.TransportError) as reset:
+        post_chat(h2, server, "reset")
+    assert "StreamReset" not in str(reset.value)
+    with pytest.raises(httpx2.ReadTimeout):
+        h2.post(f"{server.url}{CHAT}", headers={**AUTH, "x-mock-scenario": "hang"},
+                json={"model": "gpt-4o-mini", "messages": MSG}, timeout=0.3)  # fmt: skip
+    assert post_chat(h2, server).json()["choices"][0]["message"]["content"] == REPLY
+
+
+def test_http2_big_bodies_respect_flow_control(server: MockLLMServer, h2: httpx2.Client) -> None:
+    """Both bodies are far beyond h2's 64 KiB initial windows: the reply waits for the
+    client's WINDOW_UPDATEs, the upload for the server's."""
+    prompt = "word " * 300_000
+    response = post_chat(h2, server, "big:2097152",
+                         messages=[{"role": "user", "content": prompt}])  # fmt: skip
+    assert response.status_code == 200 and len(response.content) > 2_097_152
+    reply = response.json()
+    assert reply["usage"]["prompt_tokens"] == 300_000
+    assert len(reply["choices"][0]["message"]["content"]) == pytest.approx(2_097_152, abs=50)
+    assert len(server.received[-1][3]) > 1_500_000
+
+
+def test_http2_streams_are_answered_independently(server: MockLLMServer) -> None:
+    """A slow stream does not hold up a quick one multiplexed on the same connection."""
+
+    async def both() -> tuple[float, float]:
+        """Seconds each of a slow and a quick request took, sent at once."""
+        async with httpx2.AsyncClient(http2=True, verify=server.client_ssl_context()) as client:
+            await client.get(f"{server.url}/v1/models", headers=AUTH)  # one connection, open
+            started = time.monotonic()
+
+            async def timed(scenario: str) -> float:
+                response = await client.get(f"{server.url}/v1/models",
+                                            headers={**AUTH, "x-mock-scenario": scenario})
+                assert response.http_version == "HTTP/2" and response.status_code == 200
+                return time.monotonic() - started
+
+            return await asyncio.gather(timed("slow:600"), timed("no_usage"))
+
+    slow, quick = asyncio.run(asyncio.wait_for(both(), 10))
+    assert quick < 0.3 and slow >= 0.6
+
+
+@pytest.mark.parametrize("scenario", sorted(_ANSWERING.values()))
+@pytest.mark.parametrize("stream", [False, True])
+def test_http2_answers_match_http1(
+    scenario: str, stream: bool, server: MockLLMServer, h2: httpx2.Client
+) -> None:
+    """One reply producer: the same request gets the same answer over both protocols (ids
+    and timestamps aside). (The scenarios that drop a request are tested above.)"""
+    with httpx2.Client(verify=server.client_ssl_context(), timeout=10) as h1:
+        answers = [post_chat(client, server, scenario, stream=stream) for client in (h1, h2)]
+    assert [a.http_version for a in answers] == ["HTTP/1.1", "HTTP/2"]
+    first, second = ((a.status_code, a.headers["content-type"], a.headers.get("content-encoding"),
+                      _ID_OR_TIME.sub(b"", a.content)) for a in answers)  # fmt: skip
+    assert first == second
+
+
+def test_http1_is_chosen_when_the_client_offers_only_http1(server: MockLLMServer) -> None:
+    before = server.requests_served_http2
+    with httpx2.Client(http2=False, verify=server.client_ssl_context()) as h1:
+        response = post_chat(h1, server)
+    assert response.http_version == "HTTP/1.1" and response.status_code == 200
+    assert "x-mock-http-version" not in response.headers
+    context = server.client_ssl_context()
+    context.set_alpn_protocols(["http/1.1"])
+    with socket.create_connection((server.host, server.port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname=server.host) as tls:
+            assert tls.selected_alpn_protocol() == "http/1.1"
+    assert server.requests_served_http2 == before
+
+
+def test_http2_can_be_turned_off(tmp_path_factory: pytest.TempPathFactory) -> None:
+    with MockLLMServer(cert_dir=tmp_path_factory.mktemp("h1-certs"), http2=False) as only_h1:
+        with httpx2.Client(http2=True, verify=only_h1.client_ssl_context()) as client:
+            response = post_chat(client, only_h1)
+        assert response.http_version == "HTTP/1.1" and response.status_code == 200
+        assert only_h1.requests_served == 1 and only_h1.requests_served_http2 == 0
+
+
+def test_cli_no_http2_flag(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "llm_proxy.mock", "--port", "0", "--no-http2",
+               "--cert-dir", str(tmp_path)]  # fmt: skip
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            url = process.stdout.readline().split()[-1]
+            ca = process.stdout.readline().split()[-1]
+            with httpx2.Client(http2=True, verify=ssl.create_default_context(cafile=ca)) as client:
+                response = client.get(f"{url}/v1/models", headers=AUTH)
+            assert response.status_code == 200 and response.http_version == "HTTP/1.1"
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=5) == 0
+        finally:
+            process.kill()
+
+
+def test_sdks_over_http2(server: MockLLMServer) -> None:
+    """The real SDKs (on httpx2) parse plain and streamed replies served over HTTP/2."""
+    with openai.OpenAI(
+        base_url=f"{server.url}/v1", api_key="sk-test", max_retries=0,
+        http_client=openai.DefaultHttpxClient(verify=server.client_ssl_context(), http2=True),
+    ) as client:  # fmt: skip
+        raw = client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MSG)
+        assert raw.http_response.http_version == "HTTP/2"
+        assert raw.parse().choices[0].message.content == REPLY
+        chunks = client.chat.completions.create(model="gpt-4o-mini", messages=MSG, stream=True)
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == REPLY
+    with anthropic.Anthropic(
+        base_url=server.url, api_key="sk-ant-test", max_retries=0,
+        http_client=anthropic.DefaultHttpxClient(verify=server.client_ssl_context(), http2=True),
+    ) as claude:  # fmt: skip
+        with claude.messages.stream(model=CLAUDE, max_tokens=10, messages=MSG) as stream:
+            assert "".join(stream.text_stream) == REPLY

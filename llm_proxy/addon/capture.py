@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mitmproxy import ctx, exceptions, http, tls
+from mitmproxy.connection import ConnectionState
 
 from llm_proxy.addon.cabundle import write_ca_bundle
 from llm_proxy.addon.channel import WorkerClient
@@ -304,6 +305,8 @@ class AuditAddon:
             cap["idle"] = self._idle_limit  # the upstream kept silent until mitmproxy gave up
         if flow.error is not None:
             cap["err"] = flow.error.msg
+            if not flow.client_conn.state & ConnectionState.CAN_READ:
+                cap["cgone"] = True  # the client had hung up (HTTP/2 words both sides alike)
         return cap
 
 

@@ -49,18 +49,25 @@ def ulid(ts_s: float, seed: str) -> str:
     return "".join(CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
 
 
-def classify_transport_error(message: str, request_complete: bool = True) -> str:
+def classify_transport_error(message: str, request_complete: bool = True,
+                             client_gone: bool = False) -> str:
     """Map mitmproxy's error text to an ``error_type``.
 
     mitmproxy words a client that hangs up in the middle of its upload like a reset ("peer
     closed connection without sending complete message body"); ``request_complete`` False (the
     proxy never had the whole request) says whose side it was: that is a ``client_abort``.
+    Its HTTP/2 layer words both sides alike too: "peer closed connection" for either one's
+    hang-up (``client_gone``: the client's connection was closed by then), and "stream reset
+    by client (CODE)" for either one's RST_STREAM, where CANCEL is how a client gives up on a
+    stream (an upstream fails one with INTERNAL_ERROR, REFUSED_STREAM, …).
     """
     m = message.lower()
     if "client disconnected" in m or "client closed" in m or "client aborted" in m:
         return "client_abort"
     if not request_complete and ("peer closed" in m or "incomplete" in m
                                  or "connection reset" in m):
+        return "client_abort"
+    if (client_gone and "peer closed" in m) or ("stream reset" in m and "(cancel)" in m):
         return "client_abort"
     if "timed out" in m or "timeout" in m:
         return "timeout"
@@ -258,7 +265,8 @@ class RecordBuilder:
         record["path"] = sanitize_query(cap["path"])
         record["endpoint"] = cap["path"].partition("?")[0]
         if cap.get("err"):
-            kind = classify_transport_error(cap["err"], not cap.get("rqopen", False))
+            kind = classify_transport_error(cap["err"], not cap.get("rqopen", False),
+                                            cap.get("cgone", False))
             message = cap["err"]
             if cap.get("idle") and kind == "client_abort":
                 # mitmproxy's inactivity timeout, reported to the flow as the client leaving

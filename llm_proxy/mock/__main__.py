@@ -25,10 +25,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-tls", action="store_true", help="serve plain HTTP")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before every reply")
     parser.add_argument("--cert-dir", default=None, help="where the CA and server cert are kept")
+    parser.add_argument("--no-http2", action="store_true", help="offer HTTP/1.1 only (ALPN)")
     args = parser.parse_args(argv)
     try:
         run_forever(args.host, args.port, not args.no_tls, args.latency_ms, args.cert_dir,
-                    on_ready=_announce)  # fmt: skip
+                    on_ready=_announce, http2=not args.no_http2)  # fmt: skip
     except OSError as exc:
         parser.exit(2, f"error: cannot serve on {args.host}:{args.port}: {exc.strerror or exc}\n")
 

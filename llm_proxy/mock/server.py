@@ -1,7 +1,8 @@
 """A mock OpenAI / Anthropic API server for the demo, the tests and the benchmarks.
 
-It speaks HTTP/1.1 (optionally over TLS with a private CA) on asyncio streams, answers the main
-endpoints with bodies shaped like the real APIs, and misbehaves on request: a request header
+It speaks HTTP/1.1 (optionally over TLS with a private CA) on asyncio streams, and HTTP/2 when
+TLS negotiates it (ALPN "h2", see `http2.py`; both framings share one reply producer), answers
+the main endpoints with bodies shaped like the real APIs, and misbehaves on request: a header
 `x-mock-scenario: gzip,slow:200` selects failures (429, 500, resets, hangs, aborted streams,
 malformed or binary bodies, compression…) so the proxy's capture guarantees can be exercised
 with real SDK clients. Answers are deterministic, so tests can assert on content and usage.
@@ -20,7 +21,6 @@ import logging
 import re
 import secrets
 import signal
-import socket
 import ssl
 import struct
 import threading
@@ -38,6 +38,8 @@ import brotli
 import zstandard
 
 from llm_proxy.mock.certs import ensure_certificates
+from llm_proxy.mock.http2 import serve_http2
+from llm_proxy.mock.wire import STREAM_HEADERS, Answer, Drop, Request, reset_connection
 
 __all__ = ["SCENARIOS", "MockLLMServer", "Scenario", "parse_scenarios", "run_forever"]
 
@@ -135,21 +137,6 @@ def _parse_number(name: str, arg: str, kind: type[int] | type[float]) -> Any:
 
 class _BadRequest(Exception):
     """The request can not be answered normally; the message goes into a 400 error body."""
-
-
-@dataclass(slots=True)
-class Request:
-    """One parsed HTTP request; headers are lower-cased (last value wins on repeats)."""
-
-    method: str
-    target: str
-    headers: dict[str, str]
-    body: bytes
-    keep_alive: bool
-
-    @property
-    def path(self) -> str:
-        return self.target.partition("?")[0].rstrip("/") or "/"
 
 
 @dataclass(slots=True)
@@ -260,6 +247,12 @@ class _Encoder:
 
 def _http_chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def _negotiated_h2(writer: asyncio.StreamWriter) -> bool:
+    """Whether TLS chose HTTP/2 by ALPN (anything else, or no TLS, is HTTP/1.1)."""
+    ssl_object = writer.get_extra_info("ssl_object")
+    return ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2"
 
 
 # --------------------------------------------------------------------------- providers
@@ -907,6 +900,11 @@ class MockLLMServer:
     `start()` serves from a daemon thread (tests, demo, benchmarks); `serve_forever()` serves in
     the calling thread until SIGINT/SIGTERM (the CLI). The certificates exist as soon as the
     object does, so `ca_cert_path` can be handed to a proxy before the server starts.
+
+    With TLS it offers HTTP/2 and HTTP/1.1 by ALPN (`http2=False`: HTTP/1.1 only), so a proxy's
+    upstream leg can be either; a client that offers only HTTP/1.1, or no ALPN, gets HTTP/1.1.
+    `requests_served_http2` counts the requests served over HTTP/2, whose responses also carry
+    `x-mock-http-version: HTTP/2` (HTTP/1.1 responses stay exactly as they always were).
     """
 
     def __init__(
@@ -916,12 +914,16 @@ class MockLLMServer:
         tls: bool = True,
         latency_ms: float = 0.0,
         cert_dir: str | Path | None = None,
+        *,
+        http2: bool = True,
     ) -> None:
         self.host = host
         self.port = port
         self.tls = tls
+        self.http2 = http2
         self.latency_ms = latency_ms
         self.requests_served = 0
+        self.requests_served_http2 = 0
         self.received: deque[tuple[str, str, dict[str, str], bytes]] = deque(maxlen=_RECEIVED_MAX)
         self._received_bytes = 0
         self._certs = ensure_certificates(cert_dir) if tls else None
@@ -1029,7 +1031,7 @@ class MockLLMServer:
             return None
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self._certs.server_cert, self._certs.server_key)
-        context.set_alpn_protocols(["http/1.1"])
+        context.set_alpn_protocols(["h2", "http/1.1"] if self.http2 else ["http/1.1"])
         return context
 
     # ----------------------------------------------------------------- connections
@@ -1041,7 +1043,10 @@ class MockLLMServer:
         assert task is not None
         self._connections.add(task)
         try:
-            await self._serve_connection(reader, writer)
+            if _negotiated_h2(writer):
+                await serve_http2(reader, writer, self._answer_http2)
+            else:
+                await self._serve_connection(reader, writer)
         except (asyncio.CancelledError, ConnectionError, asyncio.IncompleteReadError,
                 asyncio.LimitOverrunError, OSError):  # fmt: skip
             writer.transport.abort()  # shutdown or a broken peer: nothing left worth flushing
@@ -1058,7 +1063,7 @@ class MockLLMServer:
                 request = await _read_request(reader)
             except _BadRequest as exc:
                 reply = OPENAI.error("bad_request", "req_invalid", str(exc))
-                await _write_reply(writer, reply, b"", _NO_SCENARIO, keep_alive=False)
+                await _write_answer(writer, _prepare(reply, b"", _NO_SCENARIO), keep_alive=False)
                 return
             if request is None or not await self._handle(request, reader, writer):
                 return
@@ -1066,7 +1071,23 @@ class MockLLMServer:
     async def _handle(
         self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> bool:
-        """Serve one request; False when the connection must not carry another one."""
+        """Serve one HTTP/1.1 request; False when the connection must not carry another one."""
+        answer = await self._answer(request)
+        if answer is Drop.RESET:
+            reset_connection(writer)
+            return False
+        if answer is Drop.HANG:
+            await _drain_until_eof(reader)
+            return False
+        return await _write_answer(writer, answer, request.keep_alive)
+
+    async def _answer_http2(self, request: Request) -> Answer | Drop:
+        self.requests_served_http2 += 1
+        return await self._answer(request)
+
+    async def _answer(self, request: Request) -> Answer | Drop:
+        """What to send for a request, whatever the framing: the reply producer both protocols
+        share. It counts and remembers the request and waits as long as the scenario says."""
         self.requests_served += 1
         number = self.requests_served
         self._remember(request)
@@ -1082,14 +1103,12 @@ class MockLLMServer:
             if delay := self.latency_ms + scenario.slow_ms:
                 await asyncio.sleep(delay / 1000)
             if "reset" in scenario.flags:
-                _reset(writer)
-                return False
+                return Drop.RESET
             if "hang" in scenario.flags:
-                await _drain_until_eof(reader)
-                return False
+                return Drop.HANG
             reply = self._reply(request, route, provider, scenario, uid)
         extra = provider.headers(f"req_{uid}", _remaining_requests(number, reply.status))
-        return await _write_reply(writer, reply, extra, scenario, request.keep_alive)
+        return _prepare(reply, extra, scenario)
 
     def _remember(self, request: Request) -> None:
         """Append to `received`, dropping the oldest entries beyond the count or byte budget."""
@@ -1146,70 +1165,83 @@ class MockLLMServer:
         return None
 
 
-# --------------------------------------------------------------------------- writing
+# --------------------------------------------------------------------------- answers
 
 
-async def _write_reply(
-    writer: asyncio.StreamWriter,
-    reply: Reply,
-    extra_headers: bytes,
-    scenario: Scenario,
-    keep_alive: bool,
-) -> bool:
-    """Send a reply; False when the connection must not carry another request."""
-    head = [_status_line(reply.status), b"content-type: ", reply.content_type, b"\r\n",
-            extra_headers]  # fmt: skip
+def _prepare(reply: Reply, extra_headers: bytes, scenario: Scenario) -> Answer:
+    """Turn a reply into what any framing sends: its header lines, and its body compressed,
+    paced and cut short as the scenario says."""
+    head = [b"content-type: ", reply.content_type, b"\r\n", extra_headers]
     if reply.retry_after:
         # retry-after-ms keeps SDK retries in tests fast; SDKs prefer it to retry-after.
         head.append(b"retry-after: 0\r\nretry-after-ms: 10\r\n")
     if scenario.encoding:
         head.append(b"content-encoding: %s\r\n" % scenario.encoding.encode())
-    if not keep_alive:
-        head.append(b"connection: close\r\n")
     if reply.events is not None:
-        head.append(b"cache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n")
-        if not await _write_stream(writer, b"".join(head), reply.events, scenario):
-            return False
-    else:
-        body = reply.body
-        if scenario.encoding:
-            body = _Encoder.whole(scenario.encoding, body)
-        head.append(b"content-length: %d\r\n\r\n" % len(body))
-        if "stream_abort" in scenario.flags:
-            writer.write(b"".join(head) + body[: len(body) // 2])
-            await _abort_after_flush(writer)
-            return False
-        writer.write(b"".join(head) + body)
-        await writer.drain()
-    return keep_alive
+        return _stream_answer(reply.status, b"".join(head), reply.events, scenario)
+    body = reply.body
+    if scenario.encoding:
+        body = _Encoder.whole(scenario.encoding, body)
+    if "stream_abort" in scenario.flags:
+        return Answer(reply.status, b"".join(head), [body[: len(body) // 2]], length=len(body),
+                      aborted=True)  # fmt: skip
+    return Answer(reply.status, b"".join(head), [body], length=len(body))
 
 
-async def _write_stream(
-    writer: asyncio.StreamWriter, head: bytes, events: list[bytes], scenario: Scenario
-) -> bool:
-    """Send SSE events as HTTP chunks, compressed and paced as the scenario says.
-
-    Returns False if the stream was aborted on purpose (stream_abort).
-    """
+def _stream_answer(status: int, head: bytes, events: list[bytes], scenario: Scenario) -> Answer:
+    """SSE events as body pieces, each compressed on its own (decodable on arrival) and, for
+    stream_abort, only the first few, without the compressor's tail."""
     encoder = _Encoder(scenario.encoding) if scenario.encoding else None
     aborting = "stream_abort" in scenario.flags
     if aborting:
         events = events[:_ABORT_AFTER_EVENTS]
-    delay = scenario.chunk_delay_ms / 1000
+    pieces = [encoder.chunk(event) for event in events] if encoder else events
+    tail = encoder.finish() if encoder and not aborting else b""
+    return Answer(status, head, pieces, streamed=True, tail=tail,
+                  delay=scenario.chunk_delay_ms / 1000, aborted=aborting)  # fmt: skip
+
+
+# --------------------------------------------------------------------------- HTTP/1.1 writing
+
+
+async def _write_answer(writer: asyncio.StreamWriter, answer: Answer, keep_alive: bool) -> bool:
+    """Send an answer as HTTP/1.1; False when the connection must not carry another request."""
+    head = [_status_line(answer.status), answer.head]
+    if not keep_alive:
+        head.append(b"connection: close\r\n")
+    if answer.streamed:
+        head.append(STREAM_HEADERS + b"transfer-encoding: chunked\r\n\r\n")
+        if not await _write_chunked(writer, b"".join(head), answer):
+            return False
+    else:
+        head.append(b"content-length: %d\r\n\r\n" % answer.length)
+        writer.write(b"".join(head) + answer.pieces[0])
+        if answer.aborted:
+            await _abort_after_flush(writer)
+            return False
+        await writer.drain()
+    return keep_alive
+
+
+async def _write_chunked(writer: asyncio.StreamWriter, head: bytes, answer: Answer) -> bool:
+    """Send a streamed answer as HTTP chunks, paced as it says.
+
+    Returns False if the stream was aborted on purpose (stream_abort).
+    """
     out = [head]
-    for event in events:
-        out.append(_http_chunk(encoder.chunk(event) if encoder else event))
-        if delay:
+    for piece in answer.pieces:
+        out.append(_http_chunk(piece))
+        if answer.delay:
             writer.write(b"".join(out))
             out.clear()
             await writer.drain()
-            await asyncio.sleep(delay)
-    if aborting:
+            await asyncio.sleep(answer.delay)
+    if answer.aborted:
         writer.write(b"".join(out))
         await _abort_after_flush(writer)
         return False
-    if encoder and (tail := encoder.finish()):
-        out.append(_http_chunk(tail))
+    if answer.tail:
+        out.append(_http_chunk(answer.tail))
     out.append(b"0\r\n\r\n")
     writer.write(b"".join(out))
     await writer.drain()
@@ -1220,17 +1252,6 @@ def _remaining_requests(number: int, status: int) -> int:
     """Requests left in the rate-limit window: counts down with each request served, so a
     proxy's usage percentage moves; zero on a 429."""
     return 0 if status == 429 else _REQUESTS_LIMIT - 1 - (number - 1) % _REQUESTS_LIMIT
-
-
-def _reset(writer: asyncio.StreamWriter) -> None:
-    """Close with SO_LINGER 0, so the peer gets a TCP RST instead of an orderly FIN."""
-    sock = writer.get_extra_info("socket")
-    if sock is not None:
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
-    writer.transport.abort()
 
 
 async def _abort_after_flush(writer: asyncio.StreamWriter) -> None:
@@ -1260,6 +1281,8 @@ def run_forever(
     latency_ms: float = 0.0,
     cert_dir: str | Path | None = None,
     on_ready: Callable[[MockLLMServer], None] | None = None,
+    *,
+    http2: bool = True,
 ) -> None:
     """Run a mock server in the foreground until SIGINT/SIGTERM (used by the CLI entry points)."""
-    MockLLMServer(host, port, tls, latency_ms, cert_dir).serve_forever(on_ready)
+    MockLLMServer(host, port, tls, latency_ms, cert_dir, http2=http2).serve_forever(on_ready)
