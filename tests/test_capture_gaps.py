@@ -29,18 +29,11 @@ from e2e_support import OPENAI_KEY, openai_client, records, store_text
 
 from llm_proxy.addon import SCRIPT
 from llm_proxy.cli.proxy_process import ProxyProcess, free_port
-from llm_proxy.mock.server import MockLLMServer
 from llm_proxy.store.journal import list_segments, read_segment
 
 pytestmark = pytest.mark.e2e
 
 MSG = [{"role": "user", "content": "Write a haiku about audit logs"}]
-
-
-@pytest.fixture(scope="module")
-def mock(tmp_path_factory):
-    with MockLLMServer(tls=True, cert_dir=tmp_path_factory.mktemp("mockcerts")) as server:
-        yield server
 
 
 def parquet_files(store: Path) -> list[Path]:

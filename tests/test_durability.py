@@ -17,17 +17,10 @@ from e2e_support import (
 )
 
 from llm_proxy.cli.proxy_process import ProxyProcess
-from llm_proxy.mock.server import MockLLMServer
 
 pytestmark = pytest.mark.e2e
 
 MSG = [{"role": "user", "content": "count me"}]
-
-
-@pytest.fixture(scope="module")
-def mock(tmp_path_factory):
-    with MockLLMServer(tls=True, cert_dir=tmp_path_factory.mktemp("mockcerts")) as server:
-        yield server
 
 
 @pytest.mark.parametrize("kill,ack", [("proxy", "journaled"), ("group", "journaled"),

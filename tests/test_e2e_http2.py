@@ -40,12 +40,6 @@ CHUNK_DELAY_MS = 60
 
 
 @pytest.fixture(scope="module")
-def mock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockLLMServer]:
-    with MockLLMServer(tls=True, cert_dir=tmp_path_factory.mktemp("mockcerts")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def proxy(mock: MockLLMServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyProcess]:
     base = tmp_path_factory.mktemp("proxy")
     with ProxyProcess(store=base / "store", confdir=base / "mitm", intercept=["127.0.0.1"],

@@ -20,15 +20,8 @@ import pytest
 from e2e_support import ANTHROPIC_KEY, OPENAI_KEY, anthropic_client, openai_client, records
 
 from llm_proxy.cli.proxy_process import ProxyProcess, free_port
-from llm_proxy.mock.server import MockLLMServer
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def mock(tmp_path_factory):
-    with MockLLMServer(tls=True, cert_dir=tmp_path_factory.mktemp("mockcerts")) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -16,16 +16,9 @@ from llm_proxy.addon import SCRIPT
 from llm_proxy.cli.proxy import mitmdump_args
 from llm_proxy.cli.proxy_process import ProxyProcess, free_port
 from llm_proxy.errors import UsageError
-from llm_proxy.mock.server import MockLLMServer
 
 ROOT = Path(__file__).resolve().parent.parent
 MSG = [{"role": "user", "content": "hi"}]
-
-
-@pytest.fixture(scope="module")
-def mock(tmp_path_factory):
-    with MockLLMServer(tls=True, cert_dir=tmp_path_factory.mktemp("mockcerts")) as server:
-        yield server
 
 
 def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
