@@ -15,7 +15,8 @@ from e2e_support import openai_client, records
 from llm_proxy.addon import SCRIPT
 from llm_proxy.cli.proxy import mitmdump_args
 from llm_proxy.cli.proxy_process import ProxyProcess, free_port
-from llm_proxy.errors import UsageError
+from llm_proxy.errors import StoreError, UsageError
+from llm_proxy.store.layout import prepare_writable_store
 
 ROOT = Path(__file__).resolve().parent.parent
 MSG = [{"role": "user", "content": "hi"}]
@@ -85,6 +86,67 @@ def test_bad_config_stops_the_proxy_with_one_line(tmp_path: Path):
     res = subprocess.run([sys.executable, "-m", "llm_proxy", "proxy", "--config", str(bad),
                           "--store", str(tmp_path / "s")], capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "redact_pii" in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("how", ["llm-audit", "mitmdump"])
+def test_a_store_that_cannot_be_written_stops_the_proxy_at_start(tmp_path: Path, how: str):
+    """A store path that is a file (or any store this user cannot write): the proxy does not
+    start relaying traffic it could not record; `llm-audit proxy` says so in one line."""
+    not_a_folder = tmp_path / "audit"
+    not_a_folder.write_text("a file, not a folder\n")
+    port = str(free_port())
+    if how == "llm-audit":
+        cmd = [sys.executable, "-m", "llm_proxy", "proxy", "--store", str(not_a_folder),
+               "--port", port]
+    else:
+        mitmdump = shutil.which("mitmdump", path=str(Path(sys.executable).parent)) or "mitmdump"
+        cmd = [mitmdump, "-s", SCRIPT, "--listen-port", port, "--set", f"audit_store={not_a_folder}",
+               "--set", f"confdir={tmp_path / 'mitm'}"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert res.returncode != 0
+    assert f"cannot write the store {not_a_folder}" in res.stdout + res.stderr
+    if how == "llm-audit":
+        assert res.returncode == 2 and "Traceback" not in res.stderr
+        assert res.stderr.strip().count("\n") == 0, res.stderr
+    assert not_a_folder.read_text() == "a file, not a folder\n"
+
+
+def test_prepare_writable_store_makes_owner_only_folders(tmp_path: Path):
+    store = tmp_path / "new" / "store"
+    prepare_writable_store(store)
+    assert (store / "journal").is_dir() and list((store / "journal").iterdir()) == []
+    assert (store.stat().st_mode & 0o777, (store / "journal").stat().st_mode & 0o777) == (0o700, 0o700)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    with pytest.raises(StoreError, match=f"cannot write the store {a_file}: Not a directory"):
+        prepare_writable_store(a_file)
+
+
+def test_a_worker_that_cannot_write_its_store_stops_with_one_line(tmp_path: Path, capfd,
+                                                                  monkeypatch):
+    """The capture worker, should its store become unwritable, exits with one line on stderr
+    (the proxy logs that it keeps dying and fails requests closed), not a traceback."""
+    import os
+    import pickle
+    import signal
+
+    from llm_proxy.addon import worker
+    from llm_proxy.audit import AuditConfig
+
+    monkeypatch.setattr(signal, "signal", lambda *_: None)  # main() ignores SIGINT: not here
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    proxy_end, worker_end = socket.socketpair()
+    setup = pickle.dumps({"config": AuditConfig(), "store": str(a_file), "instance": "unit"})
+    proxy_end.sendall(worker.FRAME_HEADER.pack(len(setup)) + setup)
+    umask = os.umask(0o022)
+    try:
+        assert worker.main([str(worker_end.detach())]) == 3
+    finally:
+        os.umask(umask)
+        proxy_end.close()
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and "Not a directory" in err and "Traceback" not in err
 
 
 def test_mitmdump_args():

@@ -29,10 +29,14 @@ from llm_proxy.addon.cabundle import write_ca_bundle
 from llm_proxy.addon.channel import WorkerClient
 from llm_proxy.addon.credentials import sanitize_query
 from llm_proxy.audit import AuditConfig, load_config
-from llm_proxy.errors import ConfigError
+from llm_proxy.errors import ConfigError, StoreError
 from llm_proxy.providers import is_llm_host
 from llm_proxy.redact import RedactionPolicy
-from llm_proxy.store.layout import default_instance_name, sanitize_instance
+from llm_proxy.store.layout import (
+    default_instance_name,
+    prepare_writable_store,
+    sanitize_instance,
+)
 
 __all__ = ["AuditAddon"]
 
@@ -126,6 +130,10 @@ class AuditAddon:
             raise exceptions.OptionsError(
                 "llm-audit: no store given: pass --set audit_store=PATH (or `store` in the config)")
         cfg.store = str(Path(store).expanduser().resolve())
+        try:  # before any traffic: a store it cannot write would leave it relaying unrecorded
+            prepare_writable_store(Path(cfg.store))
+        except StoreError as exc:
+            raise exceptions.OptionsError(f"llm-audit: {exc}") from None
         self.config = cfg
         self._relay_at_once = cfg.ack == "received"
         self._extra_hosts = tuple(h.lower() for h in cfg.intercept)

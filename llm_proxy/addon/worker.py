@@ -341,7 +341,11 @@ def main(argv: list[str]) -> int:
     header = _recv_exact(sock, FRAME_HEADER.size)
     (size,) = FRAME_HEADER.unpack(header)
     setup = pickle.loads(_recv_exact(sock, size))
-    serve(sock, setup["config"], Path(setup["store"]), setup["instance"])
+    try:
+        serve(sock, setup["config"], Path(setup["store"]), setup["instance"])
+    except OSError as exc:  # the store's disk or permissions: one line, the proxy says the rest
+        _warn(f"stopped: {exc}; check the store's disk and permissions")
+        return 3
     return 0
 
 

@@ -11,6 +11,7 @@ import typer
 from llm_proxy.addon import SCRIPT
 from llm_proxy.cli.options import ConfigOpt, StoreOpt, default_store_path, resolve
 from llm_proxy.errors import UsageError
+from llm_proxy.store.layout import prepare_writable_store
 
 __all__ = ["register", "mitmdump_args", "client_instructions"]
 
@@ -82,6 +83,7 @@ def proxy(
 ) -> None:
     """Run the auditing proxy (mitmdump with the audit addon)."""
     store_path, _cfg = resolve(store, config)  # validates the config before mitmproxy starts
+    prepare_writable_store(Path(store_path).expanduser())  # a one-line error, not a running proxy
     args = mitmdump_args(host=host, port=port, store=store_path, config=config,
                          intercept=intercept or [], upstream_ca=upstream_ca,
                          insecure_upstream=insecure_upstream, sets=set_ or [])

@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
+from llm_proxy.errors import StoreError
+
 __all__ = [
     "FLOWS_DIR",
     "JOURNAL_DIR",
@@ -35,6 +37,7 @@ __all__ = [
     "FILE_MODE",
     "FINAL_FILE_MODE",
     "make_dirs",
+    "prepare_writable_store",
     "fsync_dir",
     "record_time_us",
     "CROCKFORD",
@@ -128,6 +131,22 @@ def make_dirs(path: Path) -> None:
             folder.mkdir(mode=DIR_MODE)
         except FileExistsError:
             pass
+
+
+def prepare_writable_store(store: Path) -> None:
+    """Create the store and its journal folder (owner-only) and prove that this user can
+    write a file there: a proxy that started anyway would relay traffic it cannot record
+    (the capture worker would die at start, again and again). Raises ``StoreError``."""
+    journal = store / JOURNAL_DIR
+    probe = journal / f".write-probe-{os.getpid()}"
+    try:
+        make_dirs(journal)
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE))
+        probe.unlink()
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise StoreError(f"cannot write the store {store}: {exc.strerror or exc}{where}; "
+                         "pass --store a folder this user can write") from None
 
 
 def fsync_dir(path: Path) -> None:
