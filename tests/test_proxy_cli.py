@@ -111,6 +111,19 @@ def test_a_store_that_cannot_be_written_stops_the_proxy_at_start(tmp_path: Path,
     assert not_a_folder.read_text() == "a file, not a folder\n"
 
 
+def test_a_port_in_use_stops_the_proxy_with_one_line_before_any_instructions(tmp_path: Path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        res = subprocess.run([sys.executable, "-m", "llm_proxy", "proxy", "--store",
+                              str(tmp_path / "s"), "--port", str(port)],
+                             capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "HTTPS_PROXY" not in res.stdout
+    assert res.stderr.strip() == (f"Error: cannot listen on 127.0.0.1:{port}: Address already in "
+                                  "use; pick another port with --port (or --host)")
+
+
 def test_prepare_writable_store_makes_owner_only_folders(tmp_path: Path):
     store = tmp_path / "new" / "store"
     prepare_writable_store(store)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -66,6 +67,19 @@ def client_instructions(host: str, port: int, confdir: str, store: str | None = 
     )
 
 
+def ensure_port_free(host: str, port: int) -> None:
+    """Fail in one line when the listen address is taken; mitmproxy would say so after this
+    command printed its client instructions, and suggest a flag of its own (``--mode``)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as mitmproxy binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}; "
+                             "pick another port with --port (or --host)") from None
+
+
 def proxy(
     *,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -84,6 +98,7 @@ def proxy(
     """Run the auditing proxy (mitmdump with the audit addon)."""
     store_path, _cfg = resolve(store, config)  # validates the config before mitmproxy starts
     prepare_writable_store(Path(store_path).expanduser())  # a one-line error, not a running proxy
+    ensure_port_free(host, port)  # before the instructions to point clients at it
     args = mitmdump_args(host=host, port=port, store=store_path, config=config,
                          intercept=intercept or [], upstream_ca=upstream_ca,
                          insecure_upstream=insecure_upstream, sets=set_ or [])
