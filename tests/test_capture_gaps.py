@@ -16,8 +16,10 @@ import shutil
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from e2e_support import OPENAI_KEY, openai_client, records, store_text
 
 from llm_proxy.addon import SCRIPT
 from llm_proxy.cli.proxy_process import ProxyProcess, free_port
+from llm_proxy.mock.certs import ensure_certificates
 from llm_proxy.store.journal import list_segments, read_segment
 
 pytestmark = pytest.mark.e2e
@@ -395,3 +398,54 @@ def test_an_upstream_silent_until_the_proxy_gives_up_is_a_timeout(mock, tmp_path
     assert stalled["stream"] is True
     assert impatient["error_type"] == "client_abort" and impatient["latency_ms"] < 1500
     assert left["error_type"] == "client_abort" and left["latency_ms"] > 2500
+
+
+def test_an_upstream_hanging_up_while_the_client_still_uploads_is_not_a_client_abort(
+        tmp_path: Path):
+    """With stream_large_bodies, mitmproxy streams an upload to the upstream as it arrives; an
+    upstream that resets the connection half-way is the upstream's failure, though the request
+    never arrived whole (mitmproxy words it like a client's hang-up mid-upload)."""
+    certs = ensure_certificates(tmp_path / "certs")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certs.server_cert, certs.server_key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    got_headers = []
+
+    def upstream() -> None:  # reads the request head and a little body, then resets
+        conn, _ = listener.accept()
+        with context.wrap_socket(conn, server_side=True) as tls:
+            tls.settimeout(10)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += tls.recv(65536)
+            got_headers.append(data.split(b"\r\n\r\n")[0])
+            tls.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        # (closing with SO_LINGER 0 sends a TCP RST)
+
+    server = threading.Thread(target=upstream, daemon=True)
+    server.start()
+
+    def slow_upload():
+        yield b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "'
+        for _ in range(30):
+            time.sleep(0.1)
+            yield b"a slow upload " * 100
+
+    proxy = ProxyProcess(store=tmp_path / "store", confdir=tmp_path / "mitm",
+                         upstream_ca=certs.ca_cert, extra_args=["--set", "stream_large_bodies=1"])
+    with proxy, listener:
+        with httpx2.Client(proxy=proxy.url, timeout=10,
+                           verify=ssl.create_default_context(cafile=proxy.ca_bundle)) as client:
+            try:
+                outcome = client.post(f"https://127.0.0.1:{port}/v1/chat/completions",
+                                      content=slow_upload(),
+                                      headers={"authorization": f"Bearer {OPENAI_KEY}",
+                                               "content-type": "application/json",
+                                               "x-user-id": "upstream-gone"}).status_code
+            except httpx2.HTTPError as exc:
+                outcome = type(exc).__name__
+        [r] = records(proxy.store, "user_id = 'upstream-gone'", expect=1)
+    assert got_headers, "the upstream saw the request while it was still being uploaded"
+    assert outcome != 200
+    assert r["error_type"] == "connection_reset", r["error_message"]

@@ -158,21 +158,27 @@ def test_ulid_is_time_sortable_and_deterministic():
     ("Client disconnected.", "client_abort"),
     ("TLS handshake failed: certificate verify failed", "tls"),
     ("Server disconnected.", "connection_reset"),
+    ("server closed connection", "connection_reset"),  # mid-upload: not a failed connect
     ("connection timed out", "timeout"),
 ])
 def test_transport_errors_are_classified(message, kind):
     assert classify_transport_error(message) == kind
 
 
-def test_a_body_cut_short_is_the_clients_abort_while_the_request_was_still_arriving():
-    """mitmproxy words a client hanging up mid-upload like a reset; only whether the request
-    had arrived whole tells the two apart."""
-    cut = ("HTTP/1 protocol error: peer closed connection without sending complete message body "
-           "(received 20 bytes, expected 10000)")
-    assert classify_transport_error(cut, request_complete=False) == "client_abort"
-    assert classify_transport_error(cut, request_complete=True) == "connection_reset"
-    assert classify_transport_error("Server disconnected.", request_complete=False) \
-        == "connection_reset"
+def test_whose_hang_up_it_was_comes_from_the_client_connection_not_the_text():
+    """mitmproxy words a hang-up alike whichever side it comes from; whether the client's
+    connection was still readable when the error came tells the two apart."""
+    for text in ("HTTP/1 protocol error: peer closed connection without sending complete "
+                 "message body (received 20 bytes, expected 10000)",
+                 "peer closed connection",
+                 "HTTP/2 connection closed: <ConnectionTerminated error_code:0, "
+                 "last_stream_id:0, additional_data:None>",
+                 "stream reset by client (INTERNAL_ERROR)"):
+        assert classify_transport_error(text, client_gone=True) == "client_abort", text
+        assert classify_transport_error(text, client_gone=False) == "connection_reset", text
+    # CANCEL is a client's way to give up on one stream and keep its connection
+    assert classify_transport_error("stream reset by client (CANCEL)") == "client_abort"
+    assert classify_transport_error("Server disconnected.", client_gone=False) == "connection_reset"
 
 
 @pytest.mark.parametrize("fsync,ack", [("interval", "journaled"), ("always", "journaled"),

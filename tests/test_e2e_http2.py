@@ -212,22 +212,26 @@ def test_h2_client_hanging_up_mid_stream_is_a_client_abort(mock, proxy, user):
     assert r["error_type"] == "client_abort" and r["status_code"] == 200 and r["stream"] is True
 
 
-def test_h2_client_cancelling_its_stream_is_a_client_abort(mock, proxy, user):
+@pytest.mark.parametrize("how", ["cancel", "goaway"])
+def test_h2_client_cancelling_its_stream_is_a_client_abort(mock, proxy, user, how):
     """RST_STREAM(CANCEL) from the client, its connection left open (mitmproxy words this
-    "stream reset by client (CANCEL)", and an upstream's reset "stream reset by client" too)."""
+    "stream reset by client (CANCEL)", and an upstream's reset "stream reset by client" too);
+    or a GOAWAY and a hang-up, as curl, browsers and Node close (mitmproxy: "HTTP/2 connection
+    closed", as for an upstream's GOAWAY)."""
     with upstream_h2(mock):
-        events = h2_request_cancelled_after_first_data(proxy, mock, user, "chunk_delay:200")
+        events = h2_request_given_up_after_first_data(proxy, mock, user, "chunk_delay:200", how)
     assert any(isinstance(e, DataReceived) for e in events)
     r = one_record(proxy, user)
     assert r["error_type"] == "client_abort" and r["status_code"] == 200 and r["stream"] is True
 
 
-def h2_request_cancelled_after_first_data(
-    proxy: ProxyProcess, mock: MockLLMServer, user: str, scenario: str
+def h2_request_given_up_after_first_data(
+    proxy: ProxyProcess, mock: MockLLMServer, user: str, scenario: str, how: str
 ) -> list[Event]:
     """As a bare h2 client through the proxy: ask for a stream, read until its first DATA, then
-    cancel it with RST_STREAM(CANCEL) (what browsers and most h2 clients do when a caller gives
-    up) and keep the connection open a moment. Returns the events received."""
+    give up: ``cancel`` it with RST_STREAM(CANCEL) (what browsers and most h2 clients do when a
+    caller gives up on one request) and keep the connection open a moment, or send a
+    ``goaway`` and close the connection. Returns the events received."""
     authority = f"127.0.0.1:{mock.port}"
     body = json.dumps({"model": "gpt-4o", "messages": MSG, "stream": True}).encode()
     headers = [(":method", "POST"), (":scheme", "https"), (":authority", authority),
@@ -252,9 +256,13 @@ def h2_request_cancelled_after_first_data(
                     isinstance(e, DataReceived) for e in received):
                 received += conn.receive_data(tls.recv(65536))
                 tls.sendall(conn.data_to_send())
-            conn.reset_stream(1, ErrorCodes.CANCEL)
-            tls.sendall(conn.data_to_send())
-            time.sleep(0.5)  # the cancel, not a hang-up, is what ends the exchange
+            if how == "cancel":
+                conn.reset_stream(1, ErrorCodes.CANCEL)
+                tls.sendall(conn.data_to_send())
+                time.sleep(0.5)  # the cancel, not a hang-up, is what ends the exchange
+            else:
+                conn.close_connection()
+                tls.sendall(conn.data_to_send())
     return received
 
 

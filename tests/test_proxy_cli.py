@@ -13,7 +13,7 @@ import pytest
 from e2e_support import openai_client, records
 
 from llm_proxy.addon import SCRIPT
-from llm_proxy.cli.proxy import mitmdump_args
+from llm_proxy.cli.proxy import ensure_port_free, mitmdump_args
 from llm_proxy.cli.proxy_process import ProxyProcess, free_port
 from llm_proxy.errors import StoreError, UsageError
 from llm_proxy.store.layout import prepare_writable_store
@@ -122,6 +122,21 @@ def test_a_port_in_use_stops_the_proxy_with_one_line_before_any_instructions(tmp
     assert res.returncode == 2 and "HTTPS_PROXY" not in res.stdout
     assert res.stderr.strip() == (f"Error: cannot listen on 127.0.0.1:{port}: Address already in "
                                   "use; pick another port with --port (or --host)")
+
+
+def test_the_port_check_judges_only_a_taken_address_it_knows():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for host in ("127.0.0.1", "localhost"):
+            with pytest.raises(UsageError, match=f"cannot listen on {host}:{port}"):
+                ensure_port_free(host, port, [])
+        # a listen address set through mitmproxy's own options: that one is mitmproxy's to judge
+        ensure_port_free("127.0.0.1", port, [f"listen_port={free_port()}"])
+        ensure_port_free("127.0.0.1", port, [f"mode=regular@{free_port()}"])
+    ensure_port_free("no-such-host.invalid", 8080, [])  # left to mitmproxy to report
+    ensure_port_free("127.0.0.1", free_port(), [])
 
 
 def test_prepare_writable_store_makes_owner_only_folders(tmp_path: Path):

@@ -51,7 +51,8 @@ _STREAM_TYPES = ("text/event-stream", "application/x-ndjson", "application/vnd.a
 _MARKS_CAP = 64
 _now = time.time  # mitmproxy's timestamps are time.time() too
 # mitmproxy closes a connection silent for tcp_timeout seconds and reports it to the flow as
-# "Client disconnected."; an exchange that was silent this close to the limit was timed out.
+# "Client disconnected."; an exchange silent this close to the limit (at most a tenth of it)
+# was timed out.
 _IDLE_SLACK_S = 1.0
 
 
@@ -307,15 +308,25 @@ class AuditAddon:
             cap["t2"] = resp.timestamp_end or time.time()
         else:
             cap["t2"] = time.time()
-        if req.timestamp_end is None:  # the request never arrived whole: says whose side failed
-            cap["rqopen"] = True
-        elif flow.error is not None and _now() - _last_moved(flow) >= self._idle_limit - _IDLE_SLACK_S:
-            cap["idle"] = self._idle_limit  # the upstream kept silent until mitmproxy gave up
         if flow.error is not None:
             cap["err"] = flow.error.msg
-            if not flow.client_conn.state & ConnectionState.CAN_READ:
-                cap["cgone"] = True  # the client had hung up (HTTP/2 words both sides alike)
+            client = flow.client_conn.state
+            if not client & ConnectionState.CAN_READ:
+                # the client had hung up (or mitmproxy closed it): mitmproxy's text alone does
+                # not say whose side it was
+                cap["cgone"] = True
+            if client == ConnectionState.CLOSED and self._timed_out(flow):
+                cap["idle"] = self._idle_limit
         return cap
+
+    def _timed_out(self, flow: http.HTTPFlow) -> bool:
+        """Whether mitmproxy's tcp_timeout closed this exchange's connection: the whole request
+        had arrived and nothing has moved since for (nearly) that long. (A client closing by
+        itself leaves its side half-open; mitmproxy's own close leaves it CLOSED.)"""
+        if flow.request.timestamp_end is None:
+            return False
+        slack = min(_IDLE_SLACK_S, 0.1 * self._idle_limit)
+        return _now() - _last_moved(flow) >= self._idle_limit - slack
 
 
 def _last_moved(flow: http.HTTPFlow) -> float:

@@ -49,32 +49,31 @@ def ulid(ts_s: float, seed: str) -> str:
     return "".join(CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
 
 
-def classify_transport_error(message: str, request_complete: bool = True,
-                             client_gone: bool = False) -> str:
+def classify_transport_error(message: str, client_gone: bool = False) -> str:
     """Map mitmproxy's error text to an ``error_type``.
 
-    mitmproxy words a client that hangs up in the middle of its upload like a reset ("peer
-    closed connection without sending complete message body"); ``request_complete`` False (the
-    proxy never had the whole request) says whose side it was: that is a ``client_abort``.
-    Its HTTP/2 layer words both sides alike too: "peer closed connection" for either one's
-    hang-up (``client_gone``: the client's connection was closed by then), and "stream reset
-    by client (CODE)" for either one's RST_STREAM, where CANCEL is how a client gives up on a
-    stream (an upstream fails one with INTERNAL_ERROR, REFUSED_STREAM, …).
+    mitmproxy words a hang-up alike whichever side it comes from: "peer closed connection
+    (without sending complete message body)" over HTTP/1 and HTTP/2, "HTTP/2 connection
+    closed" for a GOAWAY, "stream reset by client (CODE)" for either side's RST_STREAM.
+    ``client_gone`` (the client's connection could no longer be read when the error came) says
+    it was the client: a ``client_abort``, mid-upload or mid-stream. A reset stream with
+    CANCEL is how a client gives up on one stream and keeps its connection (an upstream fails
+    one with INTERNAL_ERROR, REFUSED_STREAM, …).
     """
     m = message.lower()
     if "client disconnected" in m or "client closed" in m or "client aborted" in m:
         return "client_abort"
-    if not request_complete and ("peer closed" in m or "incomplete" in m
-                                 or "connection reset" in m):
+    if client_gone and ("peer closed" in m or "connection closed" in m or "incomplete" in m
+                        or "reset" in m):
         return "client_abort"
-    if (client_gone and "peer closed" in m) or ("stream reset" in m and "(cancel)" in m):
+    if "stream reset" in m and "(cancel)" in m:
         return "client_abort"
     if "timed out" in m or "timeout" in m:
         return "timeout"
     if "tls" in m or "ssl" in m or "certificate" in m or "handshake" in m:
         return "tls"
-    if "reset" in m or "disconnected" in m or "peer closed" in m \
-            or "incomplete" in m or "eof" in m:
+    if "reset" in m or "disconnected" in m or "peer closed" in m or "connection closed" in m \
+            or "server closed" in m or "incomplete" in m or "eof" in m:
         return "connection_reset"
     if "refused" in m or "unreachable" in m or "name or service" in m or "resolve" in m \
             or "connect" in m:
@@ -265,8 +264,7 @@ class RecordBuilder:
         record["path"] = sanitize_query(cap["path"])
         record["endpoint"] = cap["path"].partition("?")[0]
         if cap.get("err"):
-            kind = classify_transport_error(cap["err"], not cap.get("rqopen", False),
-                                            cap.get("cgone", False))
+            kind = classify_transport_error(cap["err"], cap.get("cgone", False))
             message = cap["err"]
             if cap.get("idle") and kind == "client_abort":
                 # mitmproxy's inactivity timeout, reported to the flow as the client leaving

@@ -30,8 +30,9 @@ from typing import Any
 
 from llm_proxy.addon.record import RecordBuilder
 from llm_proxy.audit import AuditConfig
+from llm_proxy.errors import StoreError
 from llm_proxy.store.journal import JournalSegment, encode_record
-from llm_proxy.store.layout import JOURNAL_DIR, make_dirs
+from llm_proxy.store.layout import JOURNAL_DIR, prepare_writable_store
 from llm_proxy.store.parquet import segment_to_table
 from llm_proxy.store.writer import flush_table, replay
 
@@ -190,7 +191,7 @@ def _next_seq(last: int) -> int:
 
 def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> None:
     """Receive captures until EOF; journal, acknowledge, batch and flush them."""
-    make_dirs(store)
+    prepare_writable_store(store)  # fails before any thread starts
     if cfg.ack == "received":  # nothing waits for this process: let the request path go first
         os.nice(RECEIVED_NICE)  # before any thread starts: Linux applies nice per thread
     # The flusher turns batches into Parquet while this thread journals and acks: when
@@ -343,8 +344,8 @@ def main(argv: list[str]) -> int:
     setup = pickle.loads(_recv_exact(sock, size))
     try:
         serve(sock, setup["config"], Path(setup["store"]), setup["instance"])
-    except OSError as exc:  # the store's disk or permissions: one line, the proxy says the rest
-        _warn(f"stopped: {exc}; check the store's disk and permissions")
+    except (OSError, StoreError) as exc:  # the store's disk, permissions or signing key: one
+        _warn(f"stopped: {exc}; check the store's disk and permissions")  # line, not a trace
         return 3
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 from pathlib import Path
@@ -67,17 +68,30 @@ def client_instructions(host: str, port: int, confdir: str, store: str | None = 
     )
 
 
-def ensure_port_free(host: str, port: int) -> None:
+_LISTEN_OPTIONS = ("listen_host=", "listen_port=", "mode=")
+
+
+def ensure_port_free(host: str, port: int, sets: list[str]) -> None:
     """Fail in one line when the listen address is taken; mitmproxy would say so after this
-    command printed its client instructions, and suggest a flag of its own (``--mode``)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as mitmproxy binds
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}; "
-                             "pick another port with --port (or --host)") from None
+    command printed its client instructions, and suggest a flag of its own (``--mode``).
+    Only a taken or forbidden address fails here; anything else (a listen address set with
+    ``--set``, a name that does not resolve) is left to mitmproxy to judge."""
+    if any(s.startswith(_LISTEN_OPTIONS) for s in sets):
+        return
+    try:
+        addresses = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                       flags=socket.AI_PASSIVE)
+    except OSError:
+        return
+    for family, kind, proto, _name, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as mitmproxy binds
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                    raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}; "
+                                     "pick another port with --port (or --host)") from None
 
 
 def proxy(
@@ -97,11 +111,11 @@ def proxy(
 ) -> None:
     """Run the auditing proxy (mitmdump with the audit addon)."""
     store_path, _cfg = resolve(store, config)  # validates the config before mitmproxy starts
-    prepare_writable_store(Path(store_path).expanduser())  # a one-line error, not a running proxy
-    ensure_port_free(host, port)  # before the instructions to point clients at it
     args = mitmdump_args(host=host, port=port, store=store_path, config=config,
                          intercept=intercept or [], upstream_ca=upstream_ca,
                          insecure_upstream=insecure_upstream, sets=set_ or [])
+    ensure_port_free(host, port, set_ or [])  # before the instructions to point clients at it
+    prepare_writable_store(Path(store_path).expanduser())  # last: it creates the store
     confdir = next((s.split("=", 1)[1] for s in (set_ or []) if s.startswith("confdir=")),
                    "~/.mitmproxy")
     typer.echo(f"llm-audit proxy on {host}:{port}, store {store_path}")

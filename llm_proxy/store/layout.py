@@ -18,6 +18,7 @@ import os
 import re
 import secrets
 import socket
+import tempfile
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -138,11 +139,11 @@ def prepare_writable_store(store: Path) -> None:
     write a file there: a proxy that started anyway would relay traffic it cannot record
     (the capture worker would die at start, again and again). Raises ``StoreError``."""
     journal = store / JOURNAL_DIR
-    probe = journal / f".write-probe-{os.getpid()}"
     try:
         make_dirs(journal)
-        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE))
-        probe.unlink()
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=journal)  # owner-only
+        os.close(fd)
+        os.unlink(probe)
     except OSError as exc:
         where = f" ({exc.filename})" if exc.filename else ""
         raise StoreError(f"cannot write the store {store}: {exc.strerror or exc}{where}; "
