@@ -162,7 +162,8 @@ def test_client_abort_mid_stream_is_recorded(mock, proxy, user):
 @pytest.mark.parametrize("framing", ["content-length", "chunked"])
 def test_client_hanging_up_mid_upload_is_a_client_abort(mock, proxy, framing):
     """A client that hangs up before its request body is complete: one record, a client_abort
-    (mitmproxy words it like a reset), with what arrived of the request and no response."""
+    (mitmproxy words it like a reset), with the request line and no response (mitmproxy keeps
+    no part of a body it buffers and never completes)."""
     user = f"upload-{framing}"
     body = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "half'
     length = (f"Content-Length: {len(body) + 5000}" if framing == "content-length"
