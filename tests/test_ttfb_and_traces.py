@@ -207,6 +207,18 @@ def test_non_sse_streams_and_plain_responses_are_not_looked_into():
     assert first_token_at(None, body, "text/event-stream", None) is None
 
 
+def test_an_event_counts_when_its_blank_line_arrives():
+    """A client dispatches an SSE event at the blank line that ends it: when that line comes a
+    chunk after the event's data (a TLS record or TCP segment boundary between them), the
+    first token is the later chunk's."""
+    first_token = OPENAI_CHUNKS[1]
+    data_line, blank = first_token[:-1], first_token[-1:]
+    chunks = [OPENAI_CHUNKS[0], data_line, blank, *OPENAI_CHUNKS[2:]]
+    r = build(stream_capture("api.openai.com", "/v1/chat/completions", chunks,
+                             [5, 40, 95, 120, 130]))
+    assert r["ttfb_ms"] == 95.0
+
+
 def test_tee_notes_a_bounded_number_of_chunks():
     tee = _Tee(10)
     for _ in range(1000):
@@ -220,14 +232,20 @@ def test_iter_events_at_agrees_with_split_events():
             b"data\n\nevent: b\rdata: {\"x\": \"\xc3\xa9\"}\r\rdata: tail")
     found = list(iter_events_at(body))
     assert [(n, d) for _, n, d in found] == split_events(body.decode("utf-8-sig"))
-    for offset, _, data in found:  # each offset is the last byte of the event's data
-        assert body[: offset + 1].decode("utf-8", "replace").endswith(data.rpartition("\n")[2])
+    *ended, (tail_offset, _, tail) = found
+    for offset, _, data in ended:  # the last byte of the blank line that ends the event
+        assert body[offset:offset + 1] in (b"\n", b"\r")
+        seen = body[: offset + 1].decode("utf-8", "replace")
+        assert seen.rstrip("\r\n").endswith(data.rpartition("\n")[2])
+    # a last event the body ended without a blank line: its data line's last byte
+    assert tail == "tail" and tail_offset == len(body) - 1
 
 
 def test_first_token_offset_stops_at_the_limit():
     body = b"".join(OPENAI_CHUNKS)
     end_of_first = len(OPENAI_CHUNKS[0])
-    assert first_token_offset(body) == end_of_first + len(OPENAI_CHUNKS[1]) - 3
+    # the last byte of the second chunk: the blank line that completes the first token's event
+    assert first_token_offset(body) == end_of_first + len(OPENAI_CHUNKS[1]) - 1
     assert first_token_offset(body, limit=end_of_first) is None
 
 
@@ -242,7 +260,7 @@ def test_golden_streams_have_their_first_token_after_the_framing(case):
     offset = first_token_offset(body)
     assert offset is not None
     [(first_data, _, _), *_] = iter_events_at(body)
-    line = body[: offset + 1].decode().rpartition("\n")[2]
+    line = body[: offset + 1].decode().rstrip("\r\n").rpartition("\n")[2]
     assert any(mark in line for mark in TOKEN_MARKS), line
     if case in ("openai_chat_stream", "anthropic_messages_stream", "openai_responses_stream",
                 "azure_chat_stream", "cohere_chat_stream"):

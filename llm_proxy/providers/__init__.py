@@ -177,7 +177,8 @@ def _has_token(name: str | None, data: str) -> bool | None:
 
 
 def first_token_offset(body: bytes, limit: int | None = None) -> int | None:
-    """Where the first generated token ends in a raw event-stream body, as a byte offset.
+    """Where the event carrying the first generated token is complete in a raw event-stream
+    body (the last byte of its blank line), as a byte offset.
 
     ``body`` is the stream as it came off the wire (not content-encoded), so that the
     offset can be matched to the chunk that brought it; events from ``limit`` on are not

@@ -64,9 +64,11 @@ def iter_events_at(body: bytes, limit: int | None = None) -> Iterator[tuple[int,
 
     Same rules as ``split_events``, but on the bytes as they came off the wire, so that an
     event can be placed in the chunk that brought it: ``offset`` is the index of the last
-    byte of the event's last data line (once that byte is in, the event's data is complete).
-    Lazy so that a caller looking for one early event does not split a whole long stream;
-    ``limit`` stops at the first line starting at or after that offset.
+    byte of the blank line that ends the event — a client dispatches an event only once that
+    line is in, whenever its data line arrived — or, for a last event the stream ended without
+    a blank line, of its last data line. Lazy so that a caller looking for one early event
+    does not split a whole long stream; ``limit`` stops at the first line starting at or after
+    that offset.
     """
     pos = 3 if body[:3] == b"\xef\xbb\xbf" else 0  # a leading BOM is not part of a field
     end_of_body = len(body) if limit is None else min(len(body), limit)
@@ -80,7 +82,8 @@ def iter_events_at(body: bytes, limit: int | None = None) -> Iterator[tuple[int,
         line = body[pos:end]
         if not line:
             if data:
-                yield last, name, b"\n".join(data).decode("utf-8", "replace")
+                dispatched = match.end() - 1 if match else max(end - 1, pos)
+                yield dispatched, name, b"\n".join(data).decode("utf-8", "replace")
                 data = []
             name = None
         elif line[0] != 0x3A:  # ":" starts a comment
