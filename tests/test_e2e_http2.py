@@ -4,15 +4,20 @@ audit addon, which speaks h2 to the bundled mock (it mirrors the client's ALPN o
 Every test checks that the upstream leg really was HTTP/2 (the mock counts the requests it
 serves over h2, and marks its h2 responses with `x-mock-http-version`), then the audit record:
 plain and streamed replies, compression, upstream errors, and upstream resets and aborts,
-which over h2 are RST_STREAM frames rather than dropped connections. One test keeps the mixed
-case, an h2 client in front of an HTTP/1.1-only upstream, which mitmproxy translates.
+which over h2 are RST_STREAM frames rather than dropped connections, and the journal
+guarantee (a response relayed, a stream ended, only once its record is journaled). One test
+keeps the mixed case, an h2 client in front of an HTTP/1.1-only upstream, which mitmproxy
+translates.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import ssl
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
+import httpx2
 import openai
 import pytest
 from e2e_support import OPENAI_KEY, anthropic_client, openai_client, records
@@ -296,3 +302,42 @@ def test_h2_client_in_front_of_an_http1_only_upstream(user, tmp_path):
     assert plain["output_tokens"] == raw.parse().usage.completion_tokens
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert json.loads(streamed["response_body"])["choices"][0]["message"]["content"] == text
+
+
+def test_h2_responses_are_relayed_only_once_journaled(mock: MockLLMServer, tmp_path: Path):
+    """SPEC guarantee 2 over HTTP/2 on both legs: with the capture worker stopped, a plain
+    response never reaches the client and a streamed one reaches it event by event, `[DONE]`
+    included, but without its END_STREAM; once the worker runs again both records exist and
+    both responses complete."""
+    with ProxyProcess(store=tmp_path / "store", confdir=tmp_path / "mitm",
+                      upstream_ca=Path(mock.ca_cert_path or "")) as proxy:
+        assert proxy.proc is not None
+        [worker] = Path(f"/proc/{proxy.proc.pid}/task/{proxy.proc.pid}/children").read_text().split()
+        served_h2 = mock.requests_served_http2
+        client = oai(mock, proxy, "h2-held", timeout=httpx2.Timeout(30.0, read=1.5))
+        oai(mock, proxy, "h2-warm").chat.completions.create(model="gpt-4o", messages=MSG)
+        os.kill(int(worker), signal.SIGSTOP)
+        lines: list[str] = []
+        plain: list[object] = []
+        try:
+            waiting = threading.Thread(target=lambda: plain.append(
+                oai(mock, proxy, "h2-held-plain", timeout=30.0).chat.completions.create(
+                    model="gpt-4o", messages=MSG)), daemon=True)
+            waiting.start()
+            with client.chat.completions.with_streaming_response.create(
+                    model="gpt-4o", messages=MSG, stream=True) as resp:
+                assert resp.http_version == "HTTP/2"
+                with pytest.raises(httpx2.ReadTimeout):
+                    for line in resp.iter_lines():
+                        lines.append(line)
+            assert not plain, "a plain response was relayed before its record was journaled"
+            assert not records(proxy.store, "user_id LIKE 'h2-held%'")
+        finally:
+            os.kill(int(worker), signal.SIGCONT)
+        assert "data: [DONE]" in lines  # every event came; only the stream's end waited
+        waiting.join(30)
+        assert plain and plain[0].choices[0].message.content == REPLY  # type: ignore[attr-defined]
+        held = records(proxy.store, "user_id LIKE 'h2-held%'", expect=2)
+    assert mock.requests_served_http2 - served_h2 == 3  # the upstream leg was HTTP/2 too
+    assert sorted((r["user_id"], r["http_version"], r["status_code"]) for r in held) == [
+        ("h2-held", "HTTP/2.0", 200), ("h2-held-plain", "HTTP/2.0", 200)]
