@@ -199,6 +199,40 @@ def test_streamed_record_is_journaled_before_the_stream_end_is_relayed(mock, tmp
     assert json.loads(held["response_body"])["choices"][0]["message"]["content"] == text
 
 
+
+@pytest.mark.parametrize("ack", ["journaled", "received"])
+def test_a_stream_is_handed_over_before_its_last_event_reaches_the_sdk(mock, tmp_path: Path,
+                                                                       ack: str):
+    """The openai SDK returns at `data: [DONE]` and closes, without waiting for the end of the
+    HTTP body (which, with ack = "journaled", the journal wait holds back). The capture goes to
+    the worker before that last event is relayed: a `kill -9` of the proxy the moment the SDK
+    has its answer loses nothing, and the record is the whole successful stream (not a client
+    abort)."""
+    store = tmp_path / "store"
+    config = tmp_path / "audit.toml"
+    config.write_text(f'ack = "{ack}"\n')
+    proxy = ProxyProcess(store=store, confdir=tmp_path / "mitm", config=config,
+                         upstream_ca=Path(mock.ca_cert_path)).start()
+    try:
+        worker = worker_pid(proxy)
+        client = openai_client(mock.url, proxy.url, proxy.ca_bundle, max_retries=0,
+                               default_headers={"x-user-id": "sdk-done",
+                                                # the upstream ends its body 0.4 s after [DONE]
+                                                "x-mock-scenario": "chunk_delay:400"})
+        stream = client.chat.completions.create(model="gpt-4o", messages=MSG, stream=True,
+                                                stream_options={"include_usage": True})
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        proxy.kill()  # the SDK has its answer; the end of the HTTP body has not come yet
+    finally:
+        proxy.kill()
+    deadline = time.monotonic() + 20
+    while Path(f"/proc/{worker}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the worker journals what was in its socket, flushes and exits
+    [r] = records(store, "user_id = 'sdk-done'", expect=1)
+    assert text and json.loads(r["response_body"])["choices"][0]["message"]["content"] == text
+    assert r["error_type"] is None and r["status_code"] == 200 and r["finish_reason"] == "stop"
+    assert r["output_tokens"] and r["stream"] is True
+
 # 4. ----------------------------------------------------------------------------------------------
 def test_worker_flushes_to_parquet_every_flush_seconds_while_running(mock, tmp_path: Path):
     """flush_seconds = 1: a Parquet file appears while the proxy runs, and the journal segment

@@ -19,7 +19,7 @@ import pytest
 from e2e_support import anthropic_client, records
 
 from llm_proxy.addon import record as record_mod
-from llm_proxy.addon.capture import _MARKS_CAP, _Tee
+from llm_proxy.addon.capture import _MARKS_CAP, _last_event_needle, _Tee
 from llm_proxy.addon.record import RecordBuilder, first_token_at
 from llm_proxy.audit import AuditConfig
 from llm_proxy.cli.proxy_process import ProxyProcess
@@ -217,6 +217,24 @@ def test_an_event_counts_when_its_blank_line_arrives():
     r = build(stream_capture("api.openai.com", "/v1/chat/completions", chunks,
                              [5, 40, 95, 120, 130]))
     assert r["ttfb_ms"] == 95.0
+
+
+@pytest.mark.parametrize("path,last", [
+    ("/v1/chat/completions", b"data: [DONE]\n\n"),
+    ("/v1/messages", b'event: message_stop\ndata: {"type":"message_stop"}\n\n'),
+    ("/v1/responses", b'event: response.completed\r\ndata: {"type":"response.completed"}\r\n\r\n'),
+])
+def test_tee_calls_back_once_before_relaying_a_streams_last_event(path, last):
+    """The capture is handed over before the chunk with the last event is relayed (an SDK
+    returns at it), once; not for an event that merely mentions it, nor before its blank line."""
+    calls: list[int] = []
+    tee = _Tee(1 << 20, lambda: calls.append(tee.size), _last_event_needle(path))
+    assert tee(b'data: {"text": "data: [DONE] and event: message_stop"}\n\n') and not calls
+    assert tee(b"event: response.output_text.delta\ndata: {}\n\n") and not calls
+    assert tee(last.rstrip(b"\r\n") + b"\n") and not calls  # no blank line yet: not complete
+    assert tee(last) == last and calls == [tee.size]  # before it is relayed, the chunk kept
+    tee(last)
+    assert len(calls) == 1
 
 
 def test_tee_notes_a_bounded_number_of_chunks():

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,23 @@ _now = time.time  # mitmproxy's timestamps are time.time() too
 # "Client disconnected."; an exchange silent this close to the limit (at most a tenth of it)
 # was timed out.
 _IDLE_SLACK_S = 1.0
+# The last event of an OpenAI (chat, completions, Azure, Mistral…), OpenAI Responses or Anthropic
+# stream, then the blank line that makes a client dispatch it: an SDK returns at that event,
+# before the HTTP body ends (the openai SDK stops reading at `[DONE]`).
+_LAST_EVENT = re.compile(rb"(?m)^(?:data: \[DONE\]|event: (?:message_stop|response\.(?:completed|"
+                         rb"failed|incomplete)))\r?\n(?:[^\r\n][^\n]*\n)*?\r?\n")
+# (metadata key) the capture already handed over at the stream's last event
+_HANDED_OVER = "llm_audit_handed_over"
+
+
+def _last_event_needle(path: str) -> bytes:
+    """A cheap first test for a stream's last event, by API: one substring search per chunk,
+    the full pattern only on a hit (every chunk of every stream passes through here)."""
+    if "/messages" in path:
+        return b"event: message_stop"
+    if "/responses" in path:
+        return b"event: response."  # every event of these: the pattern decides
+    return b"data: [DONE]"
 
 
 class _Tee:
@@ -66,15 +85,19 @@ class _Tee:
     costs one clock read and one append per early chunk.
     """
 
-    __slots__ = ("cap", "chunks", "kept", "last", "marks", "size")
+    __slots__ = ("cap", "chunks", "kept", "last", "marks", "needle", "on_last_event", "size")
 
-    def __init__(self, cap: int) -> None:
+    def __init__(self, cap: int, on_last_event: Callable[[], None] | None = None,
+                 needle: bytes = b"") -> None:
         self.chunks: list[bytes] = []
         self.size = 0
         self.kept = 0
         self.cap = cap
         self.marks: list[tuple[int, float]] = []
         self.last = 0.0  # when the latest chunk arrived: a stalled stream is told by it
+        # called once, before the chunk that completes a stream's last event is relayed
+        self.on_last_event = on_last_event
+        self.needle = needle
 
     def __call__(self, chunk: bytes) -> bytes:
         if chunk:
@@ -85,6 +108,10 @@ class _Tee:
             if self.kept < self.cap:
                 self.chunks.append(chunk)
                 self.kept += len(chunk)
+            if (self.on_last_event is not None and self.needle in chunk
+                    and _LAST_EVENT.search(chunk)):
+                on_last_event, self.on_last_event = self.on_last_event, None
+                on_last_event()
         return chunk
 
 
@@ -196,7 +223,10 @@ class AuditAddon:
         if response is None or not self.intercepted(flow.request.host):
             return
         ctype = response.headers.get("content-type", "")
-        if ctype.startswith(_STREAM_TYPES) or self._streamed_unbuffered(response):
+        if ctype.startswith("text/event-stream"):
+            response.stream = _Tee(self._raw_cap, partial(self._hand_over_at_last_event, flow.id),
+                                   _last_event_needle(flow.request.path))
+        elif ctype.startswith(_STREAM_TYPES) or self._streamed_unbuffered(response):
             response.stream = _Tee(self._raw_cap)
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
@@ -224,6 +254,9 @@ class AuditAddon:
         an awaitable is returned, once that finishes (the worker's acknowledgement)."""
         if self.client is None or not self.intercepted(flow.request.host):
             return None
+        if _HANDED_OVER in flow.metadata:  # at the stream's last event; its end waits for it
+            fut = flow.metadata.pop(_HANDED_OVER)
+            return None if fut is None else self._relay_when_acknowledged(flow, fut)
         capture = self._capture(flow)
         flow.metadata["llm_audit"] = True
         self._live.pop(flow.id, None)
@@ -231,6 +264,19 @@ class AuditAddon:
             fut = self.client.hand_over(capture)
             return None if fut is None else self._relay_when_acknowledged(flow, fut)
         return self._relay_when_acknowledged(flow, self.client.submit(capture))
+
+    def _hand_over_at_last_event(self, flow_id: str) -> None:
+        """Hand the capture to the worker before a stream's last event is relayed (the tee
+        calls this): an SDK returns at that event, before the HTTP end that the ``response``
+        hook holds back, so only this puts the record beyond ``kill -9`` of the proxy by the
+        time the client has its answer. The record is the stream up to that event; with ``ack =
+        "journaled"`` the end of the body still waits for the journal."""
+        flow = self._live.pop(flow_id, None)
+        if flow is None or self.client is None or flow.response is None:
+            return
+        flow.metadata["llm_audit"] = True
+        flow.metadata[_HANDED_OVER] = self.client.hand_over(
+            self._capture(flow), acknowledged=not self._relay_at_once)
 
     async def _relay_when_acknowledged(self, flow: http.HTTPFlow, fut: asyncio.Future[None]) -> None:
         try:

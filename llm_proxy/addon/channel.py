@@ -114,7 +114,8 @@ class WorkerClient(asyncio.Protocol):
             self._send(frame)
         return fut
 
-    def hand_over(self, capture: dict[str, Any]) -> asyncio.Future[None] | None:
+    def hand_over(self, capture: dict[str, Any], *,
+                  acknowledged: bool = False) -> asyncio.Future[None] | None:
         """Write a capture into the worker's socket now (``ack = "received"``).
 
         ``None`` when the whole frame is in the kernel's buffer for the worker: the worker
@@ -124,6 +125,10 @@ class WorkerClient(asyncio.Protocol):
         behind), the rest waits in the transport: a future as from ``submit``. Either way the
         frame is kept until the worker acknowledges its record as journaled, and resent to a
         restarted worker: ``kill -9`` of the worker loses nothing either.
+
+        ``acknowledged``: a future for the acknowledgement comes back even when the frame went
+        whole into the socket (a stream's capture handed over at its last event with ``ack =
+        "journaled"``: written before that event is relayed, waited for before the end).
         """
         frame = self._number(capture)
         loop = asyncio.get_running_loop()
@@ -133,8 +138,9 @@ class WorkerClient(asyncio.Protocol):
             self._flush_outbox()  # frames queued earlier in this pass go first
             transport.write(frame)
             if not transport.get_write_buffer_size() and not transport.is_closing():
-                self._pending.append((self._seq, frame, None, loop.time()))
-                return None
+                fut = loop.create_future() if acknowledged else None
+                self._pending.append((self._seq, frame, fut, loop.time()))
+                return fut
             # the socket is full: this response waits, and the worker (which acknowledges
             # lazily in this mode) must answer as soon as it has this capture
             transport.write(ACK_NOW_FRAME)
