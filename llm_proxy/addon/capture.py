@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
@@ -30,6 +29,7 @@ from mitmproxy.connection import ConnectionState
 from llm_proxy.addon.cabundle import write_ca_bundle
 from llm_proxy.addon.channel import WorkerClient
 from llm_proxy.addon.credentials import sanitize_query
+from llm_proxy.addon.last_event import LastEventWatch, last_event_markers
 from llm_proxy.audit import AuditConfig, load_config
 from llm_proxy.errors import ConfigError, StoreError
 from llm_proxy.providers import is_llm_host
@@ -56,23 +56,8 @@ _now = time.time  # mitmproxy's timestamps are time.time() too
 # "Client disconnected."; an exchange silent this close to the limit (at most a tenth of it)
 # was timed out.
 _IDLE_SLACK_S = 1.0
-# The last event of an OpenAI (chat, completions, Azure, Mistral…), OpenAI Responses or Anthropic
-# stream, then the blank line that makes a client dispatch it: an SDK returns at that event,
-# before the HTTP body ends (the openai SDK stops reading at `[DONE]`).
-_LAST_EVENT = re.compile(rb"(?m)^(?:data: \[DONE\]|event: (?:message_stop|response\.(?:completed|"
-                         rb"failed|incomplete)))\r?\n(?:[^\r\n][^\n]*\n)*?\r?\n")
-# (metadata key) the capture already handed over at the stream's last event
+# (metadata key) the capture went to the worker at the stream's last event (LastEventWatch)
 _HANDED_OVER = "llm_audit_handed_over"
-
-
-def _last_event_needle(path: str) -> bytes:
-    """A cheap first test for a stream's last event, by API: one substring search per chunk,
-    the full pattern only on a hit (every chunk of every stream passes through here)."""
-    if "/messages" in path:
-        return b"event: message_stop"
-    if "/responses" in path:
-        return b"event: response."  # every event of these: the pattern decides
-    return b"data: [DONE]"
 
 
 class _Tee:
@@ -85,10 +70,10 @@ class _Tee:
     costs one clock read and one append per early chunk.
     """
 
-    __slots__ = ("cap", "chunks", "kept", "last", "marks", "needle", "on_last_event", "size")
+    __slots__ = ("cap", "chunks", "kept", "last", "marks", "on_last_event", "size", "watch")
 
     def __init__(self, cap: int, on_last_event: Callable[[], None] | None = None,
-                 needle: bytes = b"") -> None:
+                 watch: LastEventWatch | None = None) -> None:
         self.chunks: list[bytes] = []
         self.size = 0
         self.kept = 0
@@ -97,7 +82,7 @@ class _Tee:
         self.last = 0.0  # when the latest chunk arrived: a stalled stream is told by it
         # called once, before the chunk that completes a stream's last event is relayed
         self.on_last_event = on_last_event
-        self.needle = needle
+        self.watch = watch
 
     def __call__(self, chunk: bytes) -> bytes:
         if chunk:
@@ -108,8 +93,7 @@ class _Tee:
             if self.kept < self.cap:
                 self.chunks.append(chunk)
                 self.kept += len(chunk)
-            if (self.on_last_event is not None and self.needle in chunk
-                    and _LAST_EVENT.search(chunk)):
+            if self.watch is not None and self.watch.completes(chunk) and self.on_last_event:
                 on_last_event, self.on_last_event = self.on_last_event, None
                 on_last_event()
         return chunk
@@ -125,6 +109,9 @@ class AuditAddon:
         self._extra_hosts: tuple[str, ...] = ()
         self._raw_cap = 4 * 1024 * 1024
         self._live: dict[str, http.HTTPFlow] = {}  # intercepted exchanges not yet recorded
+        # acknowledgements of captures handed over at a stream's last event, by flow id (not in
+        # flow.metadata: mitmproxy copies that, and a future cannot be copied)
+        self._handed: dict[str, asyncio.Future[None] | None] = {}
         self._relay_at_once = False
         self._stream_large = False  # mitmproxy's stream_large_bodies is set
         self._idle_limit = 600.0  # mitmproxy's tcp_timeout
@@ -225,7 +212,7 @@ class AuditAddon:
         ctype = response.headers.get("content-type", "")
         if ctype.startswith("text/event-stream"):
             response.stream = _Tee(self._raw_cap, partial(self._hand_over_at_last_event, flow.id),
-                                   _last_event_needle(flow.request.path))
+                                   LastEventWatch(last_event_markers(flow.request.path)))
         elif ctype.startswith(_STREAM_TYPES) or self._streamed_unbuffered(response):
             response.stream = _Tee(self._raw_cap)
 
@@ -254,8 +241,8 @@ class AuditAddon:
         an awaitable is returned, once that finishes (the worker's acknowledgement)."""
         if self.client is None or not self.intercepted(flow.request.host):
             return None
-        if _HANDED_OVER in flow.metadata:  # at the stream's last event; its end waits for it
-            fut = flow.metadata.pop(_HANDED_OVER)
+        if flow.metadata.pop(_HANDED_OVER, False):  # at the stream's last event; the end waits
+            fut = self._handed.pop(flow.id, None)
             return None if fut is None else self._relay_when_acknowledged(flow, fut)
         capture = self._capture(flow)
         flow.metadata["llm_audit"] = True
@@ -271,12 +258,18 @@ class AuditAddon:
         hook holds back, so only this puts the record beyond ``kill -9`` of the proxy by the
         time the client has its answer. The record is the stream up to that event; with ``ack =
         "journaled"`` the end of the body still waits for the journal."""
-        flow = self._live.pop(flow_id, None)
+        flow = self._live.get(flow_id)
         if flow is None or self.client is None or flow.response is None:
             return
+        try:
+            fut = self.client.hand_over(self._capture(flow), acknowledged=not self._relay_at_once)
+        except Exception:  # never into mitmproxy's relay: the response hook records it instead
+            log.exception("llm-audit: capture at the last event of %s failed", flow.request.host)
+            return
+        del self._live[flow_id]
         flow.metadata["llm_audit"] = True
-        flow.metadata[_HANDED_OVER] = self.client.hand_over(
-            self._capture(flow), acknowledged=not self._relay_at_once)
+        flow.metadata[_HANDED_OVER] = True
+        self._handed[flow_id] = fut
 
     async def _relay_when_acknowledged(self, flow: http.HTTPFlow, fut: asyncio.Future[None]) -> None:
         try:
@@ -289,6 +282,8 @@ class AuditAddon:
             flow.kill()
 
     def error(self, flow: http.HTTPFlow) -> None:
+        if (fut := self._handed.pop(flow.id, None)) is not None:  # recorded at its last event
+            fut.add_done_callback(_settled)  # nobody waits for it now: no unretrieved error
         if (self.client is None or flow.metadata.get("llm_audit")
                 or not self.intercepted(flow.request.host)):
             return
@@ -373,6 +368,11 @@ class AuditAddon:
             return False
         slack = min(_IDLE_SLACK_S, 0.1 * self._idle_limit)
         return _now() - _last_moved(flow) >= self._idle_limit - slack
+
+
+def _settled(fut: asyncio.Future[None]) -> None:
+    if not fut.cancelled():
+        fut.exception()
 
 
 def _last_moved(flow: http.HTTPFlow) -> float:
