@@ -56,8 +56,6 @@ _now = time.time  # mitmproxy's timestamps are time.time() too
 # "Client disconnected."; an exchange silent this close to the limit (at most a tenth of it)
 # was timed out.
 _IDLE_SLACK_S = 1.0
-# (metadata key) the capture went to the worker at the stream's last event (LastEventWatch)
-_HANDED_OVER = "llm_audit_handed_over"
 
 
 class _Tee:
@@ -80,9 +78,10 @@ class _Tee:
         self.cap = cap
         self.marks: list[tuple[int, float]] = []
         self.last = 0.0  # when the latest chunk arrived: a stalled stream is told by it
-        # called once, before the chunk that completes a stream's last event is relayed
+        # called once (the watch is dropped then), before the chunk that completes a stream's
+        # last event is relayed
         self.on_last_event = on_last_event
-        self.watch = watch
+        self.watch = watch if on_last_event is not None else None
 
     def __call__(self, chunk: bytes) -> bytes:
         if chunk:
@@ -93,9 +92,9 @@ class _Tee:
             if self.kept < self.cap:
                 self.chunks.append(chunk)
                 self.kept += len(chunk)
-            if self.watch is not None and self.watch.completes(chunk) and self.on_last_event:
-                on_last_event, self.on_last_event = self.on_last_event, None
-                on_last_event()
+            if self.watch is not None and self.watch.completes(chunk):
+                self.watch = None
+                self.on_last_event()  # type: ignore[misc]  # (set whenever a watch is)
         return chunk
 
 
@@ -241,8 +240,8 @@ class AuditAddon:
         an awaitable is returned, once that finishes (the worker's acknowledgement)."""
         if self.client is None or not self.intercepted(flow.request.host):
             return None
-        if flow.metadata.pop(_HANDED_OVER, False):  # at the stream's last event; the end waits
-            fut = self._handed.pop(flow.id, None)
+        if flow.id in self._handed:  # handed over at the stream's last event; the end waits
+            fut = self._handed.pop(flow.id)
             return None if fut is None else self._relay_when_acknowledged(flow, fut)
         capture = self._capture(flow)
         flow.metadata["llm_audit"] = True
@@ -268,7 +267,6 @@ class AuditAddon:
             return
         del self._live[flow_id]
         flow.metadata["llm_audit"] = True
-        flow.metadata[_HANDED_OVER] = True
         self._handed[flow_id] = fut
 
     async def _relay_when_acknowledged(self, flow: http.HTTPFlow, fut: asyncio.Future[None]) -> None:

@@ -225,6 +225,13 @@ def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> 
         if seq >= 0 and not proxy_gone:
             proxy_gone = not _ack(sock, seq)
 
+    def settle_owed() -> None:
+        """received: acknowledge what was journaled but not yet acknowledged."""
+        nonlocal owed_seq, owed_count
+        if owed_seq >= 0:
+            journal_and_ack([], owed_seq)
+            owed_seq, owed_count = -1, 0
+
     # journaled: each record acknowledged as soon as it is built (the first response of a burst
     # must not wait for the last record). received: lazily (see RECEIVED_ACK_DELAY_S).
     ack_each = cfg.ack == "journaled" and cfg.fsync != "always"
@@ -254,9 +261,8 @@ def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> 
                 if not select.select([sock], [], [], 0)[0]:
                     time.sleep(RECEIVED_POLL_S)
                 timeout = 0.0
-            elif owed_seq >= 0:  # about to block: settle up first
-                journal_and_ack([], owed_seq)
-                owed_seq, owed_count = -1, 0
+            else:  # about to block: settle up first
+                settle_owed()
         ready, _, _ = select.select([sock], [], [], timeout)
         had_partial = bool(buf)
         if ready:
@@ -312,17 +318,14 @@ def serve(sock: socket.socket, cfg: AuditConfig, store: Path, instance: str) -> 
                 if owed_seq < 0:
                     owed_since = time.monotonic()
                 owed_seq, owed_count = group_seq, owed_count + built
-            if owed_seq >= 0 and (ack_now or got >= _LARGE_READ or (had_partial and offset)
-                                  or eof or owed_count >= RECEIVED_ACK_RECORDS
-                                  or time.monotonic() - owed_since >= RECEIVED_ACK_DELAY_S):
-                journal_and_ack([], owed_seq)
-                owed_seq, owed_count = -1, 0
+            if (ack_now or got >= _LARGE_READ or (had_partial and offset) or eof
+                    or owed_count >= RECEIVED_ACK_RECORDS
+                    or time.monotonic() - owed_since >= RECEIVED_ACK_DELAY_S):
+                settle_owed()
         if batch.count >= cfg.flush_records or time.monotonic() >= deadline:
-            if owed_seq >= 0:
-                # before the batch goes to Parquet and its segment is deleted: a capture the
-                # proxy resent after a crash is recognised only while its segment exists
-                journal_and_ack([], owed_seq)
-                owed_seq, owed_count = -1, 0
+            # before the batch goes to Parquet and its segment is deleted: a capture the proxy
+            # resent after a crash is recognised only while its segment exists
+            settle_owed()
             rotate()
     rotate()
     if not batch.count:  # the empty segment opened by the last rotation

@@ -19,9 +19,11 @@ import re
 import secrets
 import socket
 import tempfile
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from llm_proxy.errors import StoreError
 
@@ -66,7 +68,7 @@ CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # the ULID alphabet of record id
 _CROCKFORD_VALUE = {c: i for i, c in enumerate(CROCKFORD)}
 
 
-def record_time_us(record: dict) -> int | None:
+def record_time_us(record: Mapping[str, Any]) -> int | None:
     """A record's time as integer microseconds that a partition can hold: its ``ts``, or —
     when a damaged journal line has none usable (a string, a float, nanoseconds) — the
     millisecond time in its ULID ``id``; ``None`` when neither says."""

@@ -94,7 +94,7 @@ def placeable(rows: pa.Table | pa.RecordBatch) -> bool:
 def _repaired(row: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """``row`` with every value its column cannot hold set to null (and noted) and an unusable
     ``ts`` taken from its id, or None when it cannot be placed at all."""
-    when = record_time_us(dict(row))
+    when = record_time_us(row)
     if when is None or not isinstance(row.get("id"), str):
         print(f"llm-audit: skipped a journal record without a usable id and ts "
               f"(id={str(row.get('id'))[:40]!r})", file=sys.stderr)
